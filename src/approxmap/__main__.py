@@ -1,0 +1,5 @@
+import sys
+
+from approxmap.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""Analyses: pure functions from a model/campaign store to tables (layers, profile, stats)."""

@@ -1,0 +1,169 @@
+"""Prefix-cached execution: split the traced graph at the first injected site.
+
+The part of the network before the first injected site computes the same values in every
+trial, so per batch it runs once (`prefix`) and only the rest runs per trial (`suffix`),
+for several trials at once by stacking them along the batch dimension.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import fx, nn
+
+from approxmap.exceptions import ApproxmapError
+from approxmap.sites import Site
+
+# Called at a site node with the node's value for all stacked trials; returns the new value.
+NodeHook = Callable[[str, torch.Tensor], torch.Tensor]
+# Called for a module node whose parameters some trial overrides: (module name, args) -> output.
+ModuleCall = Callable[[str, nn.Module, tuple, dict], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class Cut:
+    """Per-trial work starts at node `index`; `cached_site`, if set, is a site node just
+    before it whose clean output comes from the prefix and only gets the errors applied."""
+
+    index: int
+    cached_site: fx.Node | None
+
+
+class _SiteTracer(fx.Tracer):
+    """Keeps the site modules as single call_module nodes (standard leaves stay leaves)."""
+
+    def __init__(self, leaves: Iterable[str]) -> None:
+        super().__init__()
+        self.leaves = set(leaves)
+
+    def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
+        return qualname in self.leaves or super().is_leaf_module(m, qualname)
+
+
+class GraphRunner:
+    """Runs a traced model node by node, from any cut point, with hooks at site modules.
+
+    Raises ApproxmapError when torch.fx cannot trace the model (callers fall back to hooks).
+    """
+
+    def __init__(self, model: nn.Module, site_modules: Iterable[str]) -> None:
+        site_modules = set(site_modules)
+        try:
+            graph = _SiteTracer(site_modules).trace(model)
+        except Exception as exc:  # fx raises many kinds on untraceable code
+            raise ApproxmapError(f"torch.fx cannot trace the model: {type(exc).__name__}: {exc}") from None
+        self.module = fx.GraphModule(model, graph)  # shares the model's parameters, no copy
+        self.nodes: list[fx.Node] = list(graph.nodes)
+        self._index = {node: i for i, node in enumerate(self.nodes)}
+        self._modules = dict(self.module.named_modules())
+        self.site_nodes: dict[str, list[int]] = {}
+        for i, node in enumerate(self.nodes):
+            if node.op == "call_module" and node.target in site_modules:
+                self.site_nodes.setdefault(node.target, []).append(i)
+        missing = site_modules - set(self.site_nodes)
+        if missing:
+            raise ApproxmapError(f"Layers never called in forward(): {', '.join(sorted(missing))}")
+        if sum(1 for n in self.nodes if n.op == "placeholder") != 1:
+            raise ApproxmapError("Prefix caching needs a forward(x) with exactly one input.")
+
+    def cut(self, sites: Iterable[Site]) -> Cut:
+        """Where per-trial work starts for these sites.
+
+        At the first site module's node; just after it when that module only has output
+        sites there, since its clean output is then the same in every trial.
+        """
+        sites = list(sites)
+        first = min(self.site_nodes[site.module][0] for site in sites)
+        node = self.nodes[first]
+        if all(site.target == "output" for site in sites if site.module == node.target):
+            return Cut(first + 1, node)
+        return Cut(first, None)
+
+    def live_after(self, cut: int) -> list[fx.Node]:
+        """Nodes before `cut` whose values are read at or after `cut`."""
+        return [n for n in self.nodes[:cut]
+                if any(self._index[user] >= cut for user in n.users)]
+
+    def prefix(self, x: torch.Tensor, cut: Cut) -> dict[fx.Node, Any]:
+        """Run the nodes before `cut` on x; return the values that the rest needs."""
+        env: dict[fx.Node, Any] = {}
+        for node in self.nodes[:cut.index]:
+            env[node] = self._run_node(node, env, x, None, None)
+        return {node: env[node] for node in self.live_after(cut.index)}
+
+    def suffix(
+        self,
+        live: dict[fx.Node, Any],
+        cut: Cut,
+        copies: int,
+        on_input: NodeHook | None = None,
+        on_output: NodeHook | None = None,
+        call_module: ModuleCall | None = None,
+    ) -> torch.Tensor:
+        """Run the nodes from `cut` on `copies` stacked copies of the live prefix values.
+
+        `on_input`/`on_output` transform the first input / the output of site module nodes;
+        `call_module` replaces the call of site modules (for parameter errors).
+        """
+        env = {node: _stack(value, copies) for node, value in live.items()}
+        if cut.cached_site is not None and on_output is not None:
+            env[cut.cached_site] = on_output(cut.cached_site.target, env[cut.cached_site])
+        for node in self.nodes[cut.index:]:
+            if node.op == "output":
+                return fx.node.map_arg(node.args[0], lambda n: env[n])
+            env[node] = self._run_node(node, env, None, on_input, on_output, call_module)
+        raise ApproxmapError("The traced graph has no output node.")
+
+    def _run_node(self, node, env, x, on_input, on_output, call_module=None):
+        if node.op == "placeholder":
+            return x
+        args = fx.node.map_arg(node.args, lambda n: env[n])
+        kwargs = fx.node.map_arg(node.kwargs, lambda n: env[n])
+        if node.op == "call_function":
+            return node.target(*args, **kwargs)
+        if node.op == "call_method":
+            obj, *rest = args
+            return getattr(obj, node.target)(*rest, **kwargs)
+        if node.op == "get_attr":
+            return _fetch_attr(self.module, node.target)
+        module = self._modules[node.target]
+        if node.target not in self.site_nodes:
+            return module(*args, **kwargs)
+        if on_input is not None:
+            args = (on_input(node.target, args[0]), *args[1:])
+        if call_module is not None:
+            out = call_module(node.target, module, args, kwargs)
+        else:
+            out = module(*args, **kwargs)
+        return out if on_output is None else on_output(node.target, out)
+
+
+def _stack(value: Any, copies: int) -> Any:
+    """`copies` fresh copies of a tensor along dim 0 (a fresh copy also for copies == 1)."""
+    if isinstance(value, torch.Tensor):
+        return value.repeat(copies, *([1] * (value.dim() - 1))) if value.dim() else value.clone()
+    return value
+
+
+def stackable(live: dict[fx.Node, Any]) -> bool:
+    """True when every live value is a tensor with a batch dimension (no baked-in sizes)."""
+    return all(isinstance(v, torch.Tensor) and v.dim() > 0 for v in live.values())
+
+
+def _fetch_attr(module: nn.Module, target: str) -> Any:
+    obj: Any = module
+    for part in target.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def run_from(runner: GraphRunner, x: torch.Tensor, index: int) -> torch.Tensor:
+    """The model's output computed as prefix + suffix split before node `index`."""
+    cut = Cut(index, None)
+    return runner.suffix(runner.prefix(x, cut), cut, 1)
+
+
+__all__: Sequence[str] = ["Cut", "GraphRunner", "run_from", "stackable"]

