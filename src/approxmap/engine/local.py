@@ -25,11 +25,15 @@ class LocalEngine:
     Args:
         prefix_cache: split the graph with torch.fx and run the clean prefix once per batch
             (falls back to a full forward with hooks, with one warning, if fx cannot trace).
-        stack_memory_mb: activation memory allowed for trials stacked into one forward.
+        stack_memory_mb: activation memory (MiB) that trials stacked along the batch dimension
+            may take in one forward; 0 (default) runs one trial per forward. Stacking cuts
+            per-op overhead when the suffix is small, but matrix kernels may round the last
+            bits differently for other batch sizes, so a stacked trial recomputed alone can
+            differ in the last float bits; unstacked, it is bit-identical.
         progress: show a progress bar with ETA.
     """
 
-    def __init__(self, prefix_cache: bool = True, stack_memory_mb: int = 512,
+    def __init__(self, prefix_cache: bool = True, stack_memory_mb: int = 0,
                  progress: bool = True) -> None:
         if stack_memory_mb < 0:
             raise InvalidParameterError(f"stack_memory_mb must be >= 0. Got {stack_memory_mb}.")
