@@ -19,8 +19,15 @@ def quiet(**kw):
     return am.LocalEngine(progress=False, **kw)
 
 
+def keep(tensor, generator):
+    return tensor
+
+
 def test_sigma_zero_reproduces_the_clean_accuracy(mnist_model, mnist_small):
-    c = am.Campaign(mnist_model, mnist_small, scenarios(MNIST_LAYERS, std=0.0), trials=2)
+    # std 0 is recognised as no error; an identity Custom error runs through the engine
+    computed = [am.Scenario.single(am.Site(layer), am.Custom(keep)) for layer in MNIST_LAYERS]
+    c = am.Campaign(mnist_model, mnist_small, scenarios(MNIST_LAYERS, std=0.0) + computed,
+                    trials=2)
     c.run(quiet())
     with torch.no_grad():
         clean = (mnist_model(mnist_small.x).argmax(1) == mnist_small.y).float().mean().item()
@@ -170,3 +177,30 @@ def test_engine_hands_records_in_groups_and_never_mutates_the_model(mnist_model,
     after = mnist_model.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
     assert all(p.grad is None for p in mnist_model.parameters())
+
+
+class DataDependent(torch.nn.Module):
+    """Not traceable by torch.fx: control flow depends on the data."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(1, 4, 3)
+        self.fc = torch.nn.Linear(4 * 26 * 26, 10)
+
+    def forward(self, x):
+        x = self.conv(x)
+        x = x if x.sum() > 0 else -x
+        return self.fc(x.flatten(1))
+
+
+def test_untraceable_model_falls_back_to_hooks_with_one_warning(mnist_small):
+    torch.manual_seed(0)
+    model = DataDependent().eval()
+    scenario = scenarios(["conv", "fc"], std=0.5)
+    c = am.Campaign(model, mnist_small, scenario, trials=2)
+    with pytest.warns(UserWarning, match="torch.fx cannot trace") as caught:
+        c.run(quiet())
+    assert len(caught) == 1
+    plain = am.Campaign(model, mnist_small, scenario, trials=2)
+    plain.run(quiet(prefix_cache=False))
+    assert all(c.records()[k].same_result(plain.records()[k]) for k in c.records())

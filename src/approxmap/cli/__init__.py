@@ -10,6 +10,7 @@ import argparse
 import importlib
 import re
 import sys
+import warnings
 
 from approxmap.exceptions import ApproxmapError
 
@@ -41,7 +42,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"approxmap: warning: {message}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
+    warnings.showwarning = _show_warning
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

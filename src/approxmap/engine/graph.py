@@ -108,9 +108,12 @@ class GraphRunner:
         `on_input`/`on_output` transform the first input / the output of site module nodes;
         `call_module` replaces the call of site modules (for parameter errors).
         """
-        env = {node: _stack(value, copies) for node, value in live.items()}
-        if cut.cached_site is not None and on_output is not None:
-            env[cut.cached_site] = on_output(cut.cached_site.target, env[cut.cached_site])
+        site = cut.cached_site if on_output is not None else None
+        env = {node: value if node is site and copies == 1 else _stack(value, copies)
+               for node, value in live.items()}
+        if site is not None:  # the cached clean output itself is never handed on
+            value = on_output(site.target, env[site])
+            env[site] = value.clone() if value is live[site] else value
         for node in self.nodes[cut.index:]:
             if node.op == "output":
                 return fx.node.map_arg(node.args[0], lambda n: env[n])

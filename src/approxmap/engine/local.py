@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from itertools import groupby
@@ -57,7 +58,13 @@ class LocalEngine:
                   leave=False, dynamic_ncols=True) as bar:
             for group in _groups(plans, runner):
                 trials = [ActiveTrial(p, model, calibration.site_std) for p in group]
-                self._stream(model, runner, data, batch_size, trials, calibration, bar)
+                clean = [t for t in trials if t.is_clean()]
+                for trial in clean:  # no error at all: the clean pass already measured it
+                    trial.counts = dataclasses.replace(calibration.counts)
+                bar.update(len(clean) * (batches or 0))
+                noisy = [t for t in trials if not t.is_clean()]
+                if noisy:
+                    self._stream(model, runner, data, batch_size, noisy, calibration, bar)
                 on_finished([t.record() for t in trials])
 
     def _runner(self, model: nn.Module, plans: Sequence[TrialPlan]) -> GraphRunner | None:
@@ -119,20 +126,18 @@ def _hooks(chunk: list[ActiveTrial], batch: int):
             tables = [getattr(t, table_name) for t in chunk]
             if not any(module in table for table in tables):
                 return value
-            parts = value.split(batch)
-            return torch.cat([t.inject(table, module, part)
-                              for t, table, part in zip(chunk, tables, parts, strict=True)])
+            parts = [t.inject(table, module, part)
+                     for t, table, part in zip(chunk, tables, value.split(batch), strict=True)]
+            return parts[0] if len(parts) == 1 else torch.cat(parts)
 
         return hook
 
     def call_module(module_name: str, module: nn.Module, args: tuple, kwargs: dict):
         if not any(module_name in t.params for t in chunk):
             return module(*args, **kwargs)
-        parts = args[0].split(batch)
-        return torch.cat([
-            torch.func.functional_call(module, t.params.get(module_name, {}),
-                                       (part, *args[1:]), kwargs, strict=False)
-            for t, part in zip(chunk, parts, strict=True)
-        ])
+        outs = [torch.func.functional_call(module, t.params.get(module_name, {}),
+                                           (part, *args[1:]), kwargs, strict=False)
+                for t, part in zip(chunk, args[0].split(batch), strict=True)]
+        return outs[0] if len(outs) == 1 else torch.cat(outs)
 
     return per_trial("at_input"), per_trial("at_output"), call_module

@@ -52,6 +52,10 @@ class ActiveTrial:
                 table.setdefault(site.module, []).append((site, error))
         return table
 
+    def is_clean(self) -> bool:
+        """True when no injection can change anything (e.g. every error has std 0)."""
+        return all(error.is_identity() for _, error in self.injections)
+
     def inject(self, table: dict, module: str, value: torch.Tensor) -> torch.Tensor:
         for site, error in table.get(module, ()):
             value = apply_at_site(value, site, error, self.generator)

@@ -142,8 +142,8 @@ class _Additive(ErrorModel):
         noise = self._draw(tensor, generator)
         mask = _hit_mask(tensor, self.rate, generator)
         if mask is not None:
-            noise = noise * mask
-        return tensor + noise
+            noise.mul_(mask)
+        return noise.add_(tensor)
 
     def resolve(self, ref_std: float) -> ErrorModel:
         if not self.relative:
@@ -162,9 +162,8 @@ class Gaussian(_Additive):
     """Additive N(mean, std^2) error on a fraction `rate` of the elements."""
 
     def _draw(self, tensor: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        noise = torch.randn(tensor.shape, generator=generator, dtype=tensor.dtype,
-                            device=tensor.device)
-        return noise.mul_(self.std).add_(self.mean)
+        return torch.normal(self.mean, self.std, tensor.shape, generator=generator,
+                            dtype=tensor.dtype, device=tensor.device)
 
 
 @register_error_model("uniform")
