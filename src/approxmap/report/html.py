@@ -112,10 +112,21 @@ def _summary_html(profile: Mapping[str, Any]) -> str:
         ("Error model", ", ".join(f"{k}={v}" for k, v in error.items()) or "—"),
         ("Swept magnitude", profile["axis"]),
         ("Budget", f"{profile['budget_pp']:g} pp (accuracy ≥ {_percent(budget_line)} %)"),
+        ("Trials per point", _trials_text(profile)),
+        ("Seed", profile.get("seed", "—")),
         ("Command", profile.get("command", "—")),
         ("Created", profile.get("created", "—")),
     ]
     return "<h2>Run summary</h2>" + _table(["Item", "Value"], rows, left=2)
+
+
+def _trials_text(profile: Mapping[str, Any]) -> str:
+    if profile.get("trials") is None:
+        return "—"
+    target = profile.get("ci_target")
+    if target is None:
+        return str(profile["trials"])
+    return f"at least {profile['trials']}, until the 95 % CI half-width is ≤ {target * 100:g} pp"
 
 
 def _threshold_text(layer: Mapping[str, Any]) -> str:
