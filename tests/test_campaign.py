@@ -1,5 +1,7 @@
 """Campaign semantics: seeds, reproducibility, resumption, engines agreeing, metrics."""
 
+import warnings
+
 import pytest
 import torch
 
@@ -204,3 +206,15 @@ def test_untraceable_model_falls_back_to_hooks_with_one_warning(mnist_small):
     plain = am.Campaign(model, mnist_small, scenario, trials=2)
     plain.run(quiet(prefix_cache=False))
     assert all(c.records()[k].same_result(plain.records()[k]) for k in c.records())
+
+
+def test_a_block_and_its_own_layers_profile_together_with_the_prefix_cache(mnist_model, mnist_small):
+    nested = scenarios(["conv_layers", "conv_layers.3", "fc_layers"], std=0.5)
+    results = []
+    for engine in (quiet(), quiet(prefix_cache=False)):
+        c = am.Campaign(mnist_model, mnist_small, nested, trials=2)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # no fallback to full forwards
+            c.run(engine)
+        results.append(c.records())
+    assert all(results[0][k].same_result(results[1][k]) for k in results[0])

@@ -14,7 +14,7 @@ import warnings
 
 from approxmap.exceptions import ApproxmapError
 
-COMMANDS = ("profile", "layers", "list")
+COMMANDS = ("profile", "layers", "list", "train")
 
 
 class _Parser(argparse.ArgumentParser):

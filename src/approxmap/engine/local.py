@@ -12,6 +12,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from approxmap.campaign.records import TrialRecord
+from approxmap.campaign.scenario import Scenario
 from approxmap.engine.calibrate import Calibration
 from approxmap.engine.graph import GraphRunner, stackable
 from approxmap.engine.trial import ActiveTrial, TrialPlan
@@ -51,12 +52,13 @@ class LocalEngine:
         """Compute every planned trial; hand each group's records to `on_finished` when done."""
         if not plans:
             return
-        runner = self._runner(model, plans)
+        runners = _Runners(model, plans) if self.prefix_cache else None
         batches = -(-len(calibration.clean_top1) // batch_size) if data.x is not None else None
         total = None if batches is None else len(plans) * batches
         with tqdm(total=total, desc=desc, unit="trial-batch", disable=not self.progress,
                   leave=False, dynamic_ncols=True) as bar:
-            for group in _groups(plans, runner):
+            for group in _groups(plans):
+                runner = runners.get(group[0].scenario) if runners else None
                 trials = [ActiveTrial(p, model, calibration.site_std) for p in group]
                 clean = [t for t in trials if t.is_clean()]
                 for trial in clean:  # no error at all: the clean pass already measured it
@@ -66,17 +68,6 @@ class LocalEngine:
                 if noisy:
                     self._stream(model, runner, data, batch_size, noisy, calibration, bar)
                 on_finished([t.record() for t in trials])
-
-    def _runner(self, model: nn.Module, plans: Sequence[TrialPlan]) -> GraphRunner | None:
-        if not self.prefix_cache:
-            return None
-        modules = {site.module for p in plans for site in p.scenario.sites}
-        try:
-            return GraphRunner(model, modules)
-        except ApproxmapError as exc:
-            warnings.warn(f"{exc}; falling back to a full forward per trial (slower).",
-                          stacklevel=3)
-            return None
 
     def _stream(self, model, runner, data, batch_size, trials, calibration, bar) -> None:
         offset = 0
@@ -107,7 +98,41 @@ class LocalEngine:
         return max(1, int(self.stack_memory_mb * 2**20 // per_copy))
 
 
-def _groups(plans: Sequence[TrialPlan], runner: GraphRunner | None) -> Iterator[list[TrialPlan]]:
+class _Runners:
+    """Graph runners for groups of trials: one traced graph for all sites when possible.
+
+    A site module nested in another site module (a block and its own conv) cannot be a
+    node of the same graph, so such groups get a graph of their own; a group that no graph
+    can serve (the model is not traceable) runs full forwards with hooks, said once.
+    """
+
+    def __init__(self, model: nn.Module, plans: Sequence[TrialPlan]) -> None:
+        self.model = model
+        self.shared: GraphRunner | None = None
+        self.own: dict[frozenset[str], GraphRunner | None] = {}
+        self.warned = False
+        try:
+            self.shared = GraphRunner(model, {s.module for p in plans for s in p.scenario.sites})
+        except ApproxmapError:
+            pass
+
+    def get(self, scenario: Scenario) -> GraphRunner | None:
+        if self.shared is not None:
+            return self.shared
+        modules = frozenset(site.module for site in scenario.sites)
+        if modules not in self.own:
+            try:
+                self.own[modules] = GraphRunner(self.model, modules)
+            except ApproxmapError as exc:
+                self.own[modules] = None
+                if not self.warned:
+                    warnings.warn(f"{exc}; falling back to a full forward per trial (slower).",
+                                  stacklevel=4)
+                    self.warned = True
+        return self.own[modules]
+
+
+def _groups(plans: Sequence[TrialPlan]) -> Iterator[list[TrialPlan]]:
     """Trials injecting at the same sites, so they share one prefix (and cut) per batch."""
 
     def sites(plan: TrialPlan) -> tuple[str, ...]:

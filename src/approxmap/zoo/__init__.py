@@ -32,3 +32,12 @@ __all__ = [
     "register_model",
 ]
 
+from approxmap.zoo import (  # noqa: E402,F401  (registration)
+    archs,
+    efficientnet,
+    fashion,
+    folder,
+    idx,
+    photos,
+    trained,
+)
