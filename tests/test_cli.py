@@ -214,6 +214,8 @@ def test_another_setup_into_the_same_folder_is_refused_and_nothing_is_damaged(tm
     code, _, err = run_cli(capsys, *args, *SMALL, "--seed", "3")
     assert_clean_failure(code, err, "another setup (seed: stored 0, now 3)")
     assert hashlib.sha256((out / "results.sqlite").read_bytes()).hexdigest() == digest
+    for leftover in out.glob("results.sqlite-*"):  # WAL files of a closed store
+        leftover.unlink()
     (out / "results.sqlite").write_bytes(b"this is not a database" * 100)
     code, _, err = run_cli(capsys, *args, *SMALL)
     assert_clean_failure(code, err, "results store")

@@ -104,11 +104,15 @@ def profile_layers(model: nn.Module, data: EvalData, spec: ProfileSpec | None = 
     campaign = Campaign(model, data, trials=trials, seed=seed, storage=storage, name="profile",
                         batch_size=batch_size, ci_target=ci_target, max_trials=max_trials,
                         setup=dict(names))
-    campaign.add_scenarios(spec.scenario(layer, m, mean)
-                           for layer in layers for mean in spec.means for m in spec.sweep)
-    campaign.run(engine)
-    extra = _refine(campaign, spec, layers, engine) if spec.refine_steps else {}
-    return _assemble(campaign, spec, model, data, layers, names, extra)
+    try:
+        campaign.add_scenarios(spec.scenario(layer, m, mean)
+                               for layer in layers for mean in spec.means for m in spec.sweep)
+        campaign.run(engine)
+        extra = _refine(campaign, spec, layers, engine) if spec.refine_steps else {}
+        return _assemble(campaign, spec, model, data, layers, names, extra)
+    finally:
+        if not isinstance(storage, Store):  # a store opened here is closed here
+            campaign.store.close()
 
 
 def _points(campaign: Campaign, spec: ProfileSpec, layer: str, mean: float,

@@ -14,7 +14,7 @@ import warnings
 
 from approxmap.exceptions import ApproxmapError
 
-COMMANDS = ("profile", "layers", "list", "train")
+COMMANDS = ("profile", "layers", "list", "train", "significance", "prune", "sensitivity")
 
 
 class _Parser(argparse.ArgumentParser):
