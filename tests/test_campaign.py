@@ -218,3 +218,13 @@ def test_a_block_and_its_own_layers_profile_together_with_the_prefix_cache(mnist
             c.run(engine)
         results.append(c.records())
     assert all(results[0][k].same_result(results[1][k]) for k in results[0])
+
+
+def test_channel_variants_share_a_group_of_bounded_size(mnist_model, mnist_small, monkeypatch):
+    monkeypatch.setattr(am.engine.local, "MAX_GROUP", 3)
+    per_filter = [am.Scenario.single(am.Site("conv_layers.3", "output", (i,)), am.StuckAt())
+                  for i in range(2)]
+    c = am.Campaign(mnist_model, mnist_small, per_filter, trials=2)
+    groups = []
+    quiet().run_trials(mnist_model, mnist_small, 256, c.pending(), c.calibration, groups.append)
+    assert [len(g) for g in groups] == [3, 1]

@@ -98,6 +98,11 @@ class LocalEngine:
         return max(1, int(self.stack_memory_mb * 2**20 // per_copy))
 
 
+# Trials computed (and then committed) together: bounds the work an interrupt can lose
+# and the memory of faulty parameters held at once; one prefix pass serves them all.
+MAX_GROUP = 64
+
+
 class _Runners:
     """Graph runners for groups of trials: one traced graph for all sites when possible.
 
@@ -133,14 +138,17 @@ class _Runners:
 
 
 def _groups(plans: Sequence[TrialPlan]) -> Iterator[list[TrialPlan]]:
-    """Trials injecting at the same sites, so they share one prefix (and cut) per batch."""
+    """Trials injecting at the same modules and targets (any channels): they share one cut,
+    so one prefix per batch."""
 
-    def sites(plan: TrialPlan) -> tuple[str, ...]:
-        return tuple(sorted(site.key for site in plan.scenario.sites))
+    def places(plan: TrialPlan) -> tuple[tuple[str, str], ...]:
+        return tuple(sorted({(site.module, site.target) for site in plan.scenario.sites}))
 
-    ordered = sorted(plans, key=lambda p: (sites(p), p.scenario.key, p.trial))
-    for _, group in groupby(ordered, key=sites):
-        yield list(group)
+    ordered = sorted(plans, key=lambda p: (places(p), p.scenario.key, p.trial))
+    for _, group in groupby(ordered, key=places):
+        group = list(group)
+        for start in range(0, len(group), MAX_GROUP):
+            yield group[start:start + MAX_GROUP]
 
 
 def _hooks(chunk: list[ActiveTrial], batch: int):
