@@ -74,10 +74,10 @@ def test_same_outputs_as_the_reference_implementation(model):
 
     from approxmap.zoo.checkpoints import load_state_dict
     from approxmap.zoo.efficientnet import WEIGHTS
-    from approxmap.zoo.models import _package_file
+    from approxmap.zoo.packages import package_file
 
     reference = EfficientNet.from_name("efficientnet-lite0")
-    reference.load_state_dict(load_state_dict(_package_file(*WEIGHTS)), strict=True)
+    reference.load_state_dict(load_state_dict(package_file(*WEIGHTS)), strict=True)
     x = torch.rand(2, 3, 224, 224, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         expected = reference.eval()(model.normalize(x))  # the reference takes normalized input

