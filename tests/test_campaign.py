@@ -228,3 +228,12 @@ def test_channel_variants_share_a_group_of_bounded_size(mnist_model, mnist_small
     groups = []
     quiet().run_trials(mnist_model, mnist_small, 256, c.pending(), c.calibration, groups.append)
     assert [len(g) for g in groups] == [3, 1]
+
+
+def test_new_scenarios_at_calibrated_sites_reuse_the_clean_pass(mnist_model, mnist_small):
+    c = am.Campaign(mnist_model, mnist_small, scenarios(["fc_layers.0"], std=0.5), trials=1)
+    first = c.calibration
+    c.add_scenarios(scenarios(["fc_layers.0"], std=0.75))  # e.g. a refinement step
+    assert c.calibration is first
+    c.add_scenarios(scenarios(["fc_layers.2"], std=0.5))  # a new site needs its std
+    assert c.calibration is not first and "fc_layers.2:output" in c.calibration.site_std

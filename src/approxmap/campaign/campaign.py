@@ -83,7 +83,9 @@ class Campaign:
                 site.check(self.model)
             self.scenarios[scenario.key] = scenario
         self.store.add_scenarios(self.name, [(s.key, s.to_dict()) for s in new])
-        self._calibration = None if new else self._calibration
+        calibrated = self._calibration.site_std if self._calibration is not None else {}
+        if any(site.key not in calibrated for s in new for site in s.sites):
+            self._calibration = None  # a new site needs its clean std: one more clean pass
 
     @property
     def calibration(self) -> Calibration:
