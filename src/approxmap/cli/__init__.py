@@ -49,7 +49,10 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
 def main(argv: list[str] | None = None) -> int:
     warnings.showwarning = _show_warning
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        parser.exit(2, f"approxmap: error: unrecognized arguments: {' '.join(unknown)} "
+                       f"(see 'approxmap {args.command} --help')\n")
     try:
         return int(args.run(args) or 0)
     except ApproxmapError as exc:
