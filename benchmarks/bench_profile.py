@@ -45,7 +45,7 @@ import torch
 from torch import nn
 
 import approxmap
-from approxmap import LocalEngine, ProfileSpec, Site, Store, trial_seed
+from approxmap import ProfileSpec, Run, Site, Store, trial_seed
 from approxmap.engine.calibrate import calibrate
 
 # (scenario key, trial index) -> number of correctly classified images
@@ -117,18 +117,10 @@ def load_average() -> str:
 
 def run_approxmap(cfg: Config) -> Counts:
     """The profile through the public API; returns every trial's correct count."""
-    store = Store(None)  # in memory: what storage=None creates, kept to read the records
-    approxmap.profile_layers(
-        cfg.model,
-        cfg.data,
-        cfg.spec,
-        trials=cfg.trials,
-        seed=0,
-        storage=store,
-        batch_size=cfg.batch_size,
-        engine=LocalEngine(progress=False),
-    )
-    return {key: record.correct1 for key, record in store.trials("profile").items()}
+    store = Store(None)  # in memory: what Run() creates, kept to read the records
+    run = Run(store=store, trials=cfg.trials, seed=0, batch_size=cfg.batch_size)
+    approxmap.profile_layers(cfg.model, cfg.data, cfg.spec, run)
+    return {key: record.counts.correct1 for key, record in store.trials("profile").items()}
 
 
 # --- 2. the straightforward way -------------------------------------------------------
@@ -309,8 +301,8 @@ def check_stds(cfg: Config, stds: dict[str, float]) -> None:
     """The hand-computed reference stds must equal approxmap's calibration exactly."""
     theirs = calibrate(
         cfg.model, cfg.data, cfg.batch_size, [Site(layer) for layer in cfg.layers]
-    ).site_std
-    same = all(theirs[Site(layer).key] == stds[layer] for layer in cfg.layers)
+    ).site_stats
+    same = all(theirs[Site(layer).key].std == stds[layer] for layer in cfg.layers)
     print(f"reference stds identical to approxmap's calibration: {'yes' if same else 'NO'}")
 
 

@@ -20,6 +20,7 @@ kept in OUT/results.json (a rerun skips finished stages):
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -29,10 +30,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from approxmap.analysis.latency import measure_latency
-from approxmap.analysis.layers import count_macs
-from approxmap.analysis.pruning import (
-    accuracy,
+from approxmap import Campaign, Injector, Run
+from approxmap.analysis.sensitivity import sensitivity
+from approxmap.analysis.significance import agreement, compute_significance, scores_for
+from approxmap.core.latency import measure_latency
+from approxmap.core.layers import count_macs
+from approxmap.pruning import (
     finetune,
     mask_injections,
     parameter_count,
@@ -40,20 +43,24 @@ from approxmap.analysis.pruning import (
     prune_model,
     pruning_units,
     read_points,
-    sensitivity,
     unit_scores,
 )
-from approxmap.analysis.significance import agreement, compute_significance, scores_for
-from approxmap.engine.local import LocalEngine
-from approxmap.inject import Injector
+from approxmap.report.figures import save_figure
 from approxmap.report.significance_figures import (
     plot_order_comparison,
     plot_sensitivity,
     plot_tradeoff,
-    save_png,
 )
 from approxmap.zoo.fashion import load_fashion_mnist
 from approxmap.zoo.trained import load_trained
+
+
+def save_png(fig, out: Path, stem: str) -> Path:
+    return save_figure(fig, out, stem)[0]
+
+
+def accuracy(model, data) -> float:
+    return Campaign(model, data, run=Run(batch_size=250)).clean_accuracy()
 
 
 def stage(results: dict, name: str, out: Path, fn):
@@ -79,9 +86,9 @@ def lowest_overlap(a: np.ndarray, b: np.ndarray, fraction: float = 0.25) -> floa
 
 def run_agreement(model, calib, units, args) -> dict:
     layers = first_convs(units)[: args.resilience_layers]
-    sig = compute_significance(model, calib, ["l1", "l2"], batch_size=250)
+    sig = compute_significance(model, calib, ["l1", "l2"], run=Run(batch_size=250))
     res = compute_significance(model, calib.subset(args.resilience_images), ["l1", "resilience"],
-                               layers=layers, batch_size=250, engine=LocalEngine(progress=False))
+                               layers=layers, run=Run(batch_size=250))
     l1_l2 = [r for r in agreement(sig) if r["a"] == "l1"]
     rows = []
     for layer in layers:
@@ -94,9 +101,11 @@ def run_agreement(model, calib, units, args) -> dict:
 
 
 def run_sensitivity(model, data, units, scores, args) -> dict:
-    return sensitivity(model, data.subset(args.sens_images), units, scores, args.sens_ratios,
-                       ("smallest", "largest", "random"), draws=2,
-                       engine=LocalEngine(progress=False))
+    subset = data.subset(args.sens_images)
+    clean, rows = sensitivity(model, subset, units, scores, args.sens_ratios,
+                              ("smallest", "largest", "random"), draws=2, run=Run(batch_size=250))
+    return {"clean_accuracy": clean, "images": len(subset),
+            "rows": [dataclasses.asdict(r) for r in rows]}
 
 
 def measure(model, test, sample, args) -> dict:

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import approxmap as am
-from approxmap.errors import error_model_from_dict
+from approxmap.core.errors import error_model_from_dict
 
 
 def gen(seed=0):
@@ -62,7 +62,8 @@ def test_zero_error_is_the_identity():
 
 
 def test_relative_models_resolve_to_absolute_ones():
-    model = am.Gaussian(std=0.5, mean=0.1, scale="rel").resolve(4.0)
+    stats = am.SiteStats.of(torch.tensor([-4.0, 4.0]))  # std 4
+    model = am.Gaussian(std=0.5, mean=0.1, scale="rel").resolve(stats)
     assert model == am.Gaussian(std=2.0, mean=0.4, scale="abs")
     with pytest.raises(am.InvalidParameterError, match="relative"):
         am.Gaussian(std=1.0, scale="rel").apply(torch.zeros(3), gen())

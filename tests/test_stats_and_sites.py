@@ -1,4 +1,5 @@
 import math
+from types import SimpleNamespace
 
 import pytest
 
@@ -24,17 +25,19 @@ def test_wilson_interval_matches_the_textbook_value():
 
 
 def pts(*accs):
-    return [{"magnitude": float(i), "accuracy": a} for i, a in enumerate(accs)]
+    return [SimpleNamespace(magnitude=float(i), accuracy=a) for i, a in enumerate(accs)]
 
 
 @pytest.mark.parametrize("accs,expected", [
-    ((0.99, 0.985, 0.97, 0.5), (1.0, False, 2.0)),
-    ((0.99, 0.99, 0.99), (2.0, True, None)),
-    ((0.95, 0.99), (None, False, 0.0)),
-    ((0.99, 0.97, 0.99), (0.0, False, 1.0)),  # the first failure ends the tolerated range
+    ((0.99, 0.985, 0.97, 0.5), (1 + 1 / 3, False, [1.0, 2.0])),  # crossing 0.98 interpolated
+    ((0.99, 0.99, 0.99), (2.0, True, [2.0, None])),
+    ((0.95, 0.99), (None, False, [None, 0.0])),
+    ((0.99, 0.97, 0.99), (0.5, False, [0.0, 1.0])),  # the first failure ends the tolerated range
 ])
-def test_tolerance_is_the_largest_magnitude_before_the_first_failure(accs, expected):
-    assert tolerance(pts(*accs), clean=0.99, budget_pp=1.0) == expected
+def test_tolerance_interpolates_the_crossing_before_the_first_failure(accs, expected):
+    threshold, censored, interval = tolerance(pts(*accs), clean=0.99, budget_pp=1.0)
+    assert (censored, interval) == expected[1:]
+    assert threshold == (None if expected[0] is None else pytest.approx(expected[0]))
 
 
 def test_select_layers_by_type_glob_and_name(mnist_model):

@@ -7,13 +7,16 @@ from typing import Any
 
 import pytest
 
-from approxmap.exceptions import InvalidParameterError, UnknownNameError
-from approxmap.report import plot_curves, plot_heatmap, plot_ranking, render_profile_figures
+from approxmap.core.exceptions import InvalidParameterError, UnknownNameError
 from approxmap.report.figures import (
     _get_curves_info,
     _get_heatmap_info,
     _get_ranking_info,
     check_profile,
+    plot_curves,
+    plot_heatmap,
+    plot_ranking,
+    render_profile_figures,
     save_figure,
 )
 

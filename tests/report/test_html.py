@@ -7,8 +7,10 @@ from typing import Any
 
 import pytest
 
-from approxmap.exceptions import InvalidParameterError
-from approxmap.report import Section, render_profile_figures, write_report
+from approxmap.analysis.profile import ProfileResult
+from approxmap.core.exceptions import InvalidParameterError
+from approxmap.report.folder import RunFolder
+from approxmap.report.html import Figure, Section, page
 
 EVIL = '<evil>&"name'
 EVIL_ESCAPED = "&lt;evil&gt;&amp;&quot;name"
@@ -27,6 +29,11 @@ def _layer(name: str, rank: int, threshold: float | None, censored: bool) -> dic
             "ci_high": 0.985 - m / 10,
             "trials": 10,
             "agreement": 1.0,
+            "wilson_low": 0.97 - m / 10,
+            "wilson_high": 0.99 - m / 10,
+            "top5": 1.0,
+            "nonfinite": 0,
+            "loss": 0.1,
         }
         for m in (0.0, 0.1, 0.25, 0.5)
     ]
@@ -37,6 +44,7 @@ def _layer(name: str, rank: int, threshold: float | None, censored: bool) -> dic
         "params": 320,
         "threshold": threshold,
         "threshold_censored": censored,
+        "threshold_interval": [threshold, None if censored else 0.5],
         "rank": rank,
         "points": points,
     }
@@ -50,6 +58,7 @@ def profile() -> dict[str, Any]:
         "model": "mnist-cnn",
         "dataset": "mnist5k",
         "images": 5000,
+        "selection": "all 5000 images",
         "clean_accuracy": 0.98,
         "budget_pp": 1.0,
         "axis": "sigma",
@@ -65,64 +74,66 @@ def profile() -> dict[str, Any]:
     }
 
 
+def _save(profile, folder_path) -> str:
+    """Save the profile as a result of a fresh run folder; the report's text."""
+    folder = RunFolder(folder_path)
+    return folder.save(ProfileResult.from_dict(profile))["report"].read_text(encoding="utf-8")
+
+
 def test_report_is_self_contained_and_escaped(profile, tmp_path) -> None:
-    path = write_report(profile, tmp_path)
-    page = path.read_text(encoding="utf-8")
-    assert path == tmp_path / "report.html" and page.startswith("<!DOCTYPE html>")
-    assert EVIL_ESCAPED in page and "<evil>" not in page
-    assert "approxmap profile --model &lt;m&gt;" in page
-    assert "http://" not in page and "https://" not in page
-    assert "<link" not in page and "<script" not in page
-    assert page.count(PNG_URI) == 3  # curves, ranking, one heatmap
+    text = _save(profile, tmp_path)
+    assert text.startswith("<!DOCTYPE html>")
+    assert EVIL_ESCAPED in text and "<evil>" not in text
+    assert "approxmap profile --model &lt;m&gt;" in text
+    assert "http://" not in text and "https://" not in text
+    assert "<link" not in text and "<script" not in text
+    assert text.count(PNG_URI) == 3  # curves, ranking, one heatmap
     assert (tmp_path / "curves.png").is_file() and (tmp_path / "ranking.svg").is_file()
 
 
-def test_report_embeds_every_given_figure(profile, tmp_path) -> None:
-    figures = render_profile_figures(profile, tmp_path / "figs")
-    page = write_report(profile, tmp_path, figures).read_text(encoding="utf-8")
-    assert page.count(PNG_URI) == len(figures) == 3
-    assert f"layer {EVIL_ESCAPED}</figcaption>" in page
-    assert not (tmp_path / "curves.png").exists()  # given figures are not re-rendered
-
-
 def test_report_ranking_and_points_tables(profile, tmp_path) -> None:
-    page = write_report(profile, tmp_path, figures={}).read_text(encoding="utf-8")
-    assert PNG_URI not in page and "<h2>Figures</h2>" not in page
-    ranking = page[page.index("<h2>Layer ranking</h2>") : page.index("<h2>Per-layer results")]
+    text = _save(profile, tmp_path)
+    ranking = text[text.index("<h3>Layer ranking</h3>"): text.index("<h3>Per-layer results")]
     assert ranking.index("fc2") < ranking.index("fc1") < ranking.index(EVIL_ESCAPED)
-    assert "<td>≥ 0.5</td>" in ranking and "<td>0.25</td>" in ranking
-    assert "<td>—</td>" in ranking and "<td>1,234,567</td>" in ranking
-    assert "<td>[97.50, 98.50]</td>" in page and "<td>93.00</td>" in page
-    assert page.count("<details>") == 3
-    assert ">98.00 %</td>" in page and "accuracy ≥ 97.00 %" in page
+    assert "<td>≥ 0.5</td>" in ranking and "<td>0.25 (0.25–0.5)</td>" in ranking
+    assert "<td>fails</td>" in ranking and "<td>1,234,567</td>" in ranking
+    assert "<td>[97.50, 98.50]</td>" in text and "<td>93.00</td>" in text
+    assert text.count("<details>") == 3
+    assert ">98.00 %</td>" in text and "accuracy ≥ 97.00 %" in text
 
 
-def test_sections_are_appended_after_profile(profile, tmp_path) -> None:
-    figures = render_profile_figures(profile, tmp_path)
-    section = Section(
-        "Filter <significance>", "<p id='sig'>pruning table</p>", [figures["ranking"][1]]
-    )
-    page = write_report(profile, tmp_path, {}, sections=[section]).read_text(encoding="utf-8")
-    assert "<h2>Filter &lt;significance&gt;</h2><p id='sig'>pruning table</p>" in page
-    assert page.index("<p id='sig'>") > page.index("<h2>Per-layer results</h2>")
-    assert page.count("data:image/svg+xml;base64,") == 1 and PNG_URI not in page
+def test_a_moved_folder_still_shows_every_figure(profile, tmp_path) -> None:
+    _save(profile, tmp_path / "a")
+    (tmp_path / "a").rename(tmp_path / "b")
+    for path in (tmp_path / "b").glob("*.png"):
+        path.unlink()  # even with the figures gone, the report is rebuilt from the results
+    rebuilt = RunFolder(tmp_path / "b").write_report(rerender=True).read_text(encoding="utf-8")
+    assert rebuilt.count(PNG_URI) == 3 and str(tmp_path / "a") not in rebuilt
 
 
-def test_svg_only_figure_is_embedded_as_data_uri(profile, tmp_path) -> None:
-    svg = render_profile_figures(profile, tmp_path)["curves"][1]
-    page = write_report(profile, tmp_path, {"curves": [svg]}).read_text(encoding="utf-8")
-    assert page.count("data:image/svg+xml;base64,") == 1
-    assert "<svg" not in page and "http://" not in page
+def test_sections_embed_svg_and_png_figures_from_the_folder(tmp_path) -> None:
+    from matplotlib.figure import Figure as MplFigure
+
+    from approxmap.report.figures import save_figure
+
+    fig = MplFigure()
+    fig.add_subplot().plot([0, 1])
+    png, svg = save_figure(fig, tmp_path, "fig")
+    section = Section("Filter <significance>", "<p id='sig'>x</p>",
+                      [Figure(svg.name, "an svg"), Figure(png.name)])
+    text = page(tmp_path, "t", [("Model", "m")], [section])
+    assert "<h2>Filter &lt;significance&gt;</h2><p id='sig'>x</p>" in text
+    assert text.count("data:image/svg+xml;base64,") == 1 and text.count(PNG_URI) == 1
+    assert "<svg" not in text
 
 
-def test_bad_inputs_raise_invalid_parameter(profile, tmp_path) -> None:
+def test_bad_figures_and_damaged_results_raise_one_clear_error(profile, tmp_path) -> None:
     (tmp_path / "fig.pdf").write_bytes(b"%PDF")
     with pytest.raises(InvalidParameterError, match="fig.pdf"):
-        write_report(profile, tmp_path, {"curves": [tmp_path / "fig.pdf"]})
+        page(tmp_path, "t", [], [Section("s", "", [Figure("fig.pdf")])])
     with pytest.raises(InvalidParameterError, match="missing.png"):
-        write_report(profile, tmp_path, {"curves": [tmp_path / "missing.png"]})
+        page(tmp_path, "t", [], [Section("s", "", [Figure("missing.png")])])
     broken = copy.deepcopy(profile)
-    del broken["clean_accuracy"]
-    with pytest.raises(InvalidParameterError, match="clean_accuracy"):
-        write_report(broken, tmp_path, {})
-    assert not (tmp_path / "report.html").exists()
+    del broken["layers"]
+    with pytest.raises(InvalidParameterError, match="layers"):
+        ProfileResult.from_dict(broken)

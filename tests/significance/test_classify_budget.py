@@ -39,16 +39,16 @@ def test_bad_classes_and_thresholds(sig):
 def test_budget_classes_respect_the_budget(mnist_model, mnist_small, sig):
     budget = 1.0
     labels, info = classify_by_budget(mnist_model, mnist_small, sig, "l1", budget,
-                                      ["critical", "prunable"], batch_size=120)
+                                      ["critical", "prunable"], run=am.Run(batch_size=120))
     counts = class_counts(labels)
     assert info["prunable"] > 0 and info["prunable"] == sum(c["prunable"] for c in counts.values())
     assert all(c["critical"] >= 1 for c in counts.values())  # never every filter of a layer
     assert info["final_drop_pp"] <= budget + 1e-9
     # re-measure the prunable set alone: removing it stays within the budget
-    from approxmap.analysis.pruning import read_points
+    from approxmap.pruning import read_points
 
     points = read_points(mnist_model)
-    injections = [(am.Site(points[layer], "output", channels=tuple(
+    injections = [(am.Site(points[layer].module, "output", channels=tuple(
         i for i, c in enumerate(values) if c == "prunable")), am.StuckAt(0.0))
         for layer, values in labels.items() if "prunable" in values]
     with am.Injector(mnist_model, injections, seed=0) as run:
@@ -62,7 +62,7 @@ def test_budget_classes_respect_the_budget(mnist_model, mnist_small, sig):
 @pytest.mark.slow
 def test_budget_with_approximable_class(mnist_model, mnist_small, sig):
     labels, info = classify_by_budget(mnist_model, mnist_small, sig, "l1", 1.0, sigma=0.5,
-                                      trials=2, batch_size=120)
+                                      run=am.Run(trials=2, batch_size=120))
     assert info["final_drop_pp"] <= 1.0 + 1e-9
     noisy = [m for m in info["measured"] if m["step"] == "approximable"]
     assert noisy and all(m["trials"] == 2 for m in noisy)

@@ -10,15 +10,15 @@ import torch
 from torch import nn
 
 import approxmap as am
-from approxmap.analysis.pruning import (
+from approxmap.pruning import (
     PruningPlan,
     plan_by_ratio,
     prune_model,
     pruning_units,
     unit_scores,
 )
+from approxmap.pruning.saved import load_pruned, read_plan, save_pruned
 from approxmap.zoo.archs import build_arch
-from approxmap.zoo.pruned import load_pruned, read_plan, save_pruned
 
 pytest.importorskip("torch_pruning", reason="Torch-Pruning not installed: "
                     "pip install --no-deps torch-pruning==1.6.1")

@@ -9,13 +9,12 @@ import torch
 from torch import nn
 
 import approxmap as am
-from approxmap.analysis.layers import count_macs
-from approxmap.analysis.pruning import (
+from approxmap.core.layers import count_macs
+from approxmap.pruning import (
     PruningPlan,
-    accuracy,
     choose,
     mask_injections,
-    masked_accuracy,
+    mask_scenario,
     plan_by_layer_ratios,
     plan_by_ratio,
     prune_model,
@@ -77,8 +76,12 @@ def test_masked_equals_physical_accuracy_on_residual_fixture(residual_model, res
     assert {u.name: u.convs for u in units}["stem"] == ("stem", "conv2")  # the residual add
     plan = PruningPlan({"stem": (1, 5), "conv1": (0, 2, 3)})
     pruned = prune_model(residual_model, plan, x, units)
-    masked = masked_accuracy(residual_model, residual_data, units, plan, read_points(residual_model))
-    assert masked == accuracy(pruned, residual_data)
+    campaign = am.Campaign(residual_model, residual_data,
+                           [mask_scenario(units, plan, read_points(residual_model))],
+                           am.Run(trials=1))
+    campaign.run()
+    masked = campaign.summaries()[0].accuracy
+    assert masked == am.Campaign(pruned, residual_data).clean_accuracy()
     with torch.no_grad():
         logits = masked_logits(residual_model, units, plan, residual_data.x)
         assert torch.allclose(logits, pruned(residual_data.x), atol=1e-5)
@@ -93,7 +96,7 @@ def test_zeroing_weights_alone_is_not_removal(vgg):
     with torch.no_grad():
         zeroed.features.conv2_1.weight[:4] = 0
         assert not torch.allclose(zeroed(x), prune_model(vgg, plan, x, units)(x), atol=1e-4)
-    assert read_points(vgg)["features.conv2_1"] == "features.relu2_1"
+    assert read_points(vgg)["features.conv2_1"].module == "features.relu2_1"
 
 
 def conv_macs(conv: nn.Conv2d, out_hw: int) -> int:

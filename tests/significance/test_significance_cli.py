@@ -65,5 +65,5 @@ def test_bad_inputs_one_line_exit_2(tmp_path, capsys):
     one_line_error(capsys, ["prune", *MNIST, "--plan", str(plan)], "every filter of layer 'conv_layers.0'")
     one_line_error(capsys, ["prune", *MNIST, "--by-class", "prunable", "--classes", "critical,prunable",
                             "--thresholds", "1"], "every filter")
-    one_line_error(capsys, ["sensitivity", *MNIST, "--compare", "smallest,best"], "--compare")
+    one_line_error(capsys, ["sensitivity", *MNIST, "--compare", "smallest,best"], "Orders must be taken from")
     one_line_error(capsys, ["sensitivity", *MNIST, "--ratios", "0.5,1"], "[0, 1)")

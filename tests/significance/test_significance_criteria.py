@@ -60,11 +60,13 @@ def ranking(values) -> list[int]:
 @pytest.fixture(scope="module")
 def sig(tiny):
     model, data = tiny
-    return compute_significance(model, data, list_criteria(), layers=["conv"], batch_size=2)
+    return compute_significance(model, data, list_criteria(), layers=["conv"],
+                                run=am.Run(batch_size=2))
 
 
-def test_registry_lists_the_six_criteria():
-    assert set(list_criteria()) >= {"l1", "l2", "mean", "apoz", "taylor", "resilience"}
+def test_registry_lists_the_criteria():
+    assert set(list_criteria()) >= {"l1", "l2", "bn_gamma", "l1_folded", "mean", "apoz", "taylor",
+                                    "resilience"}
 
 
 def test_weight_criteria_exact(sig):
@@ -97,7 +99,8 @@ def test_taylor_and_resilience_rank_by_activation_times_head_weight(sig):
 
 def test_perturbation_resilience_has_trials(tiny):
     model, data = tiny
-    sig = compute_significance(model, data, ["resilience"], layers=["conv"], sigma=0.5, trials=2)
+    sig = compute_significance(model, data, ["resilience"], layers=["conv"], sigma=0.5,
+                               run=am.Run(trials=2))
     rows = sig.details["resilience"]["filters"]["conv"]
     assert [r["trials"] for r in rows] == [2, 2, 2, 2]
     assert "gaussian" in sig.details["resilience"]["error"]
@@ -118,7 +121,7 @@ def test_unknown_criterion_and_bad_layer(tiny):
     model, data = tiny
     with pytest.raises(am.UnknownNameError, match="Did you mean: l1"):
         compute_significance(model, data, ["l11"])
-    with pytest.raises(am.InvalidParameterError, match="Conv2d and Linear"):
+    with pytest.raises(am.InvalidParameterError, match="float Conv2d and Linear.*is a ReLU"):
         compute_significance(model, data, ["l1"], layers=["relu"])
     with pytest.raises(am.InvalidParameterError, match="calibration data"):
         compute_significance(model, None, ["mean"])

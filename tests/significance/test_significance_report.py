@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 import torch
 from torch import nn
 
 import approxmap as am
-from approxmap.analysis.latency import measure_latency
-from approxmap.report.html import Section
+from approxmap.core.latency import measure_latency
+from approxmap.report.folder import RunFolder
 from approxmap.report.significance_figures import (
     _get_agreement_info,
     _get_layer_info,
     _get_sensitivity_info,
-    join_report,
-    plot_layer_significance,
-    save_png,
 )
 
 
@@ -37,25 +32,17 @@ def test_sensitivity_and_agreement_info():
     assert grid["pairs"] == ["l1~l2"] and grid["rho"][0, 0] == 0.5
 
 
-def test_join_report_keeps_every_section_and_escapes(tmp_path):
-    fig = save_png(plot_layer_significance("x", [1.0, 0.0], None, "l1"), tmp_path, "fig")
-    join_report(tmp_path, "1-a", Section("First <one>", "<p>a</p>", [fig]),
-                {"model": "m<script>", "dataset": "d", "clean_accuracy": 0.5})
-    path = join_report(tmp_path, "2-b", Section("Second", "<p>b</p>"), {"model": "m", "dataset": "d"})
-    html = path.read_text()
-    assert "First &lt;one&gt;" in html and "<p>b</p>" in html and "data:image/png" in html
-    assert html.index("First") < html.index("Second")
-    assert json.loads((tmp_path / "sections" / "1-a.json").read_text())["title"] == "First <one>"
-
-
-def test_join_report_keeps_the_profile(tmp_path, mnist_model, mnist_small):
-    from approxmap.report.profile_files import write_profile_outputs
-
-    profile = am.profile_layers(mnist_model, mnist_small, am.ProfileSpec(
-        layers=("conv_layers.0",), sweep=(0.0, 1.0)), trials=1)
-    write_profile_outputs(profile, tmp_path)
-    html = join_report(tmp_path, "x", Section("Extra", "<p>x</p>")).read_text()
-    assert "Layer ranking" in html and "conv_layers.0" in html and "Extra" in html
+def test_the_report_holds_every_result_of_the_folder(tmp_path, mnist_model, mnist_small):
+    folder = RunFolder(tmp_path, am.identity_of(mnist_model, mnist_small, "mnist-cnn"))
+    run = folder.run(trials=1)
+    folder.save(am.profile_layers(mnist_model, mnist_small, am.ProfileSpec(
+        layers=("conv_layers.0",), sweep=(0.0, 1.0)), run))
+    folder.save(am.significance_analysis(mnist_model, mnist_small, am.SignificanceSpec(
+        criteria=("l1", "apoz")), run))
+    html = (tmp_path / "report.html").read_text()
+    assert html.index("Layer-wise error resilience") < html.index("Filter significance")
+    assert "Layer ranking" in html and "conv_layers.0" in html
+    assert html.count("data:image/png") >= 5  # curves, ranking, agreement, 3 layers' filters
 
 
 def test_latency_restores_threads_and_validates():

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from approxmap.exceptions import UnknownNameError
+from approxmap.core.exceptions import UnknownNameError
 from approxmap.zoo.archs import ARCHS, build_arch, list_archs
 from approxmap.zoo.models import Normalize
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from approxmap.exceptions import DataError
+from approxmap.core.exceptions import DataError
 from approxmap.zoo import create_dataset
 from approxmap.zoo.fashion import FASHION_DIR_ENV, fashion_dir
 from approxmap.zoo.idx import load_idx_dir, read_idx
@@ -153,5 +153,5 @@ def test_fashion_datasets_keep_splits_apart():
     assert not torch.equal(test.x[:100], train.x[:100])
     same = create_dataset(f"idx:{fashion_dir()}")
     assert torch.equal(same.x, test.x) and torch.equal(same.y, test.y)
-    wide = create_dataset("fashion-mnist-3x32", images=4)
-    assert wide.x.shape == (4, 3, 32, 32) and torch.equal(wide.x[:, 1, 2:30, 2:30], test.x[:4, 0])
+    wide = create_dataset("fashion-mnist-3x32").x[:4]
+    assert wide.shape == (4, 3, 32, 32) and torch.equal(wide[:, 1, 2:30, 2:30], test.x[:4, 0])

@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from approxmap.exceptions import DataError, InvalidParameterError
+from approxmap.core.exceptions import DataError, InvalidParameterError
 from approxmap.zoo import create_dataset
 from approxmap.zoo.folder import load_folder
 from approxmap.zoo.photos import PHOTOS
@@ -29,8 +29,9 @@ def test_photos_are_deterministic_interleaved_views():
     first = data.x[:n]
     assert all(not torch.equal(first[i], first[j]) for i in range(n) for j in range(i))
     assert torch.equal(data.x[n:2 * n], first.flip(-1))  # then their mirror images
-    again = create_dataset("photos", images=2 * n)
-    assert torch.equal(again.x, data.x[:2 * n])
+    some = create_dataset("photos", images=2 * n)  # label-free: a seeded random sample
+    assert torch.equal(some.x, create_dataset("photos", images=2 * n).x)
+    assert "seeded random" in some.selection and len(some) == 2 * n
 
 
 def write_png(path, size, color):
@@ -64,7 +65,7 @@ def test_folder_subset_and_mapping_file(image_folder):
     (image_folder / "classes.txt").write_text("dog 7\ncat 3\n")
     data = create_dataset(f"folder:{image_folder}", images=4)
     assert len(data) == 4
-    assert torch.cat([y for _, y in data.batches(64)]).tolist() == [3, 3, 3, 7]
+    assert torch.cat([y for _, y in data.batches(64)]).tolist() == [3, 3, 7, 7]  # balanced
     mapping = image_folder / "other.txt"
     mapping.write_text("zebra\ndog\ncat\n")
     labels = torch.cat([y for _, y in load_folder(f"{image_folder}#{mapping}").batches(64)])

@@ -59,10 +59,9 @@ def test_profile_runs_on_every_arch(arch):
     data = am.EvalData(torch.rand(8, *shape, generator=gen), torch.randint(0, 10, (8,), generator=gen))
     layers = am.select_layers(model)
     spec = am.ProfileSpec(layers=(layers[0], layers[len(layers) // 2], layers[-1]), sweep=(0.0, 1.0))
-    profile = am.profile_layers(model, data, spec, trials=1, batch_size=4,
-                                engine=am.LocalEngine(progress=False))
-    assert [row["name"] for row in profile["layers"]] == list(spec.layers)
-    assert all(row["macs"] > 0 for row in profile["layers"])
+    profile = am.profile_layers(model, data, spec, am.Run(trials=1, batch_size=4))
+    assert [row.name for row in profile.layers] == list(spec.layers)
+    assert all(row.macs > 0 for row in profile.layers)
 
 
 @needs_efficientnet
@@ -73,7 +72,6 @@ def test_profile_runs_on_efficientnet_depthwise_relu6_and_residual_sites():
                      if isinstance(m, torch.nn.Conv2d) and m.groups > 1)
     relu6 = next(n for n, m in model.named_modules() if isinstance(m, torch.nn.ReLU6))
     spec = am.ProfileSpec(layers=(depthwise, relu6), sweep=(0.0, 0.5))
-    profile = am.profile_layers(model, data, spec, trials=1, batch_size=4,
-                                engine=am.LocalEngine(progress=False))
-    assert profile["clean_accuracy"] == 1.0  # label-free: agreement with the clean model
-    assert sorted(row["type"] for row in profile["layers"]) == ["Conv2d", "ReLU6"]
+    profile = am.profile_layers(model, data, spec, am.Run(trials=1, batch_size=4))
+    assert profile.clean_accuracy == 1.0  # label-free: agreement with the clean model
+    assert sorted(row.type for row in profile.layers) == ["Conv2d", "ReLU6"]

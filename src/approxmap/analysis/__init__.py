@@ -1,1 +1,7 @@
-"""Analyses: pure functions from a model/campaign store to tables (layers, profile, stats)."""
+"""The analysis layer: experiments built on campaigns (profile, significance and classes,
+sensitivity, pruning), each returning a typed Result registered by kind.
+
+Importing the package registers every result kind (a run folder reads them all back).
+"""
+
+from approxmap.analysis import filters, profile, prune, sensitivity  # noqa: F401 (registration)

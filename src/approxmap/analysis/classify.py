@@ -11,6 +11,7 @@ std sigma (with the prunable ones removed) within the budget is `approximable`.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -20,12 +21,13 @@ from torch import nn
 
 from approxmap.analysis.significance import Significance
 from approxmap.campaign.campaign import Campaign
-from approxmap.campaign.scenario import Scenario
-from approxmap.engine.local import LocalEngine
-from approxmap.errors import ErrorModel, Gaussian, StuckAt
-from approxmap.exceptions import InvalidParameterError
-from approxmap.sites import Site
-from approxmap.zoo.datasets import EvalData
+from approxmap.campaign.run import Run
+from approxmap.core.data import EvalData
+from approxmap.core.errors import ErrorModel, Gaussian, StuckAt
+from approxmap.core.exceptions import InvalidParameterError
+from approxmap.core.scenario import Scenario
+from approxmap.core.sites import Site
+from approxmap.pruning.units import ReadPoint, read_points
 
 CLASSES = ("critical", "approximable", "prunable")
 DEFAULT_THRESHOLDS = (0.2, 0.5)
@@ -84,11 +86,15 @@ def _global_order(sig: Significance, criterion: str, exclude: set | frozenset = 
     return [_Filter(sig.layers[li], i) for _, li, i in sorted(items)]
 
 
-def _sites(filters: Sequence[_Filter], points: dict[str, str], error: ErrorModel) -> list:
+def _sites(filters: Sequence[_Filter], points: dict[str, ReadPoint],
+           error: ErrorModel | None) -> list:
+    """(site, error) pairs for filters, one per layer at its read point; error None removes
+    them (stuck at the read point's zero)."""
     by_layer: dict[str, list[int]] = {}
     for f in filters:
         by_layer.setdefault(f.layer, []).append(f.index)
-    return [(Site(points[layer], "output", channels=tuple(sorted(idx))), error)
+    return [(Site(points[layer].module, "output", channels=tuple(sorted(idx))),
+             StuckAt(points[layer].zero) if error is None else error)
             for layer, idx in by_layer.items()]
 
 
@@ -105,12 +111,10 @@ def _largest_passing(count: int, passes: Callable[[int], bool]) -> int:
 
 
 class _Evaluator:
-    """Accuracy of scenarios through one in-memory campaign (measured points are kept)."""
+    """Accuracy of scenarios through one campaign of the run (measured points are kept)."""
 
-    def __init__(self, model, data, batch_size, trials, seed, engine) -> None:
-        self.campaign = Campaign(model, data, trials=trials, seed=seed, batch_size=batch_size,
-                                 name="classify")
-        self.engine = engine or LocalEngine(progress=False)
+    def __init__(self, model, data, run: Run, name: str) -> None:
+        self.campaign = Campaign(model, data, run=run, name=name)
         self.clean = self.campaign.clean_accuracy()
         self.measured: list[dict[str, Any]] = []
 
@@ -119,7 +123,7 @@ class _Evaluator:
             return 0.0
         scenario = Scenario(tuple(injections))
         self.campaign.add_scenarios([scenario])
-        self.campaign.run(self.engine, keys=[scenario.key])
+        self.campaign.run(keys=[scenario.key])
         summary = self.campaign.summaries([scenario.key])[0]
         drop = 100 * (self.clean - summary.accuracy)
         self.measured.append({"step": step, "filters": count, "accuracy": summary.accuracy,
@@ -130,35 +134,42 @@ class _Evaluator:
 
 def classify_by_budget(model: nn.Module, data: EvalData, sig: Significance, criterion: str,
                        budget_pp: float = 1.0, classes: Sequence[str] = CLASSES,
-                       sigma: float = 0.5, *, trials: int = 3, seed: int = 0,
-                       batch_size: int = 250, engine: LocalEngine | None = None
+                       sigma: float = 0.5, *, run: Run | None = None
                        ) -> tuple[dict[str, list[str]], dict[str, Any]]:
     """Accuracy-driven classes: the largest prunable set, then the largest approximable set.
 
     Filters are taken in ascending significance (normalized per layer, so comparable across
     layers); each set size is found by bisection on measured accuracy, and the chosen sizes
-    were measured within `budget_pp` percentage points of the clean accuracy.
+    were measured within `budget_pp` percentage points of the clean accuracy. Removal is
+    deterministic (one trial); the approximable test uses `run.trials` trials. Both
+    campaigns ("classify-prunable", "classify-approximable") are kept in `run.store`, so an
+    interrupted classification resumes.
+
+    Raises:
+        InvalidParameterError: bad classes, a budget outside [0, 100], sigma <= 0.
 
     >>> labels, info = classify_by_budget(model, data, sig, "l1", budget_pp=1)  # doctest: +SKIP
     """
     classes = check_classes(classes)
     if not 0 <= budget_pp <= 100:
-        raise InvalidParameterError(f"--budget must be in [0, 100] percentage points. Got {budget_pp}.")
-    if "approximable" in classes and not sigma > 0:
+        raise InvalidParameterError(f"budget_pp must be in [0, 100] percentage points. Got {budget_pp}.")
+    if "approximable" in classes and not (math.isfinite(sigma) and sigma > 0):
         raise InvalidParameterError(f"sigma must be > 0. Got {sigma}.")
-    points = sig.details["read_points"]
-    removal = _Evaluator(model, data, batch_size, 1, seed, engine)  # deterministic: 1 trial
+    run = run or Run()
+    points = read_points(model)
+    removal = _Evaluator(model, data, run.with_(trials=1), "classify-prunable")
     prunable: list[_Filter] = []
     if "prunable" in classes:
         order = _global_order(sig, criterion)
         k = _largest_passing(len(order), lambda n: removal.drop_pp(
-            _sites(order[:n], points, StuckAt(0.0)), "prunable", n) <= budget_pp)
+            _sites(order[:n], points, None), "prunable", n) <= budget_pp)
         prunable = order[:k]
-    removed = _sites(prunable, points, StuckAt(0.0))
+    removed = _sites(prunable, points, None)
     approximable: list[_Filter] = []
     measured = removal.measured
+    trials = run.trials
     if "approximable" in classes:
-        noisy = _Evaluator(model, data, batch_size, trials, seed, engine)
+        noisy = _Evaluator(model, data, run, "classify-approximable")
         taken = {(f.layer, f.index) for f in prunable}
         order = _global_order(sig, criterion, taken, keep_one=False)
         noise = Gaussian(std=sigma, scale="rel")

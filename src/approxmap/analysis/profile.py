@@ -1,221 +1,372 @@
 """The layer-wise resilience profile: accuracy against error magnitude, per layer alone.
 
->>> profile = profile_layers(model, data, ProfileSpec(sweep=(0.0, 0.5, 1.0)), trials=5)  # doctest: +SKIP
->>> [(layer["name"], layer["threshold"]) for layer in profile["layers"]]                 # doctest: +SKIP
+Any registered error model can be profiled; one of its numeric parameters is the swept
+axis (by default the model's `default_axis`: the std of Gaussian and uniform errors, the hit
+rate of stuck-at errors), optionally a second one gives a grid (e.g. mean x std).
+
+>>> spec = ProfileSpec(error="gaussian", sweep=(0.0, 0.5, 1.0))
+>>> result = profile_layers(model, data, spec, Run(trials=5))        # doctest: +SKIP
+>>> [(layer.name, layer.threshold) for layer in result.layers]        # doctest: +SKIP
+
+The threshold of a layer is where its mean accuracy crosses clean − budget: linearly
+interpolated between the last passing and the first failing swept point (both reported as
+the interval), a lower bound ("censored") when every point passes, None when the first
+point already fails.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from torch import nn
 
-from approxmap.analysis.layers import layer_table
-from approxmap.analysis.stats import Summary
+from approxmap.analysis.results import Result, json_safe, register_result
 from approxmap.campaign.campaign import Campaign
-from approxmap.campaign.scenario import Scenario
-from approxmap.campaign.store import Store
-from approxmap.engine.local import LocalEngine
-from approxmap.errors import ErrorModel, Gaussian, StuckAt, Uniform
-from approxmap.exceptions import InvalidParameterError
-from approxmap.sites import TARGETS, Site, select_layers
-from approxmap.zoo.datasets import EvalData
+from approxmap.campaign.run import Run
+from approxmap.core.data import EvalData
+from approxmap.core.errors import ErrorModel, create_error_model, get_error_model_class
+from approxmap.core.exceptions import InvalidParameterError
+from approxmap.core.layers import layer_table
+from approxmap.core.scenario import Scenario
+from approxmap.core.sites import Site, select_layers
+from approxmap.core.statistics import Summary
+from approxmap.core.targets import get_target
 
-ERROR_KINDS = {"gaussian": Gaussian, "uniform": Uniform, "stuck": StuckAt}
-DEFAULT_SWEEP = {"gaussian": (0.0, 0.1, 0.2, 0.5, 1.0, 2.0),
-                 "uniform": (0.0, 0.1, 0.2, 0.5, 1.0, 2.0),
-                 "stuck": (0.0, 0.001, 0.01, 0.05, 0.1, 0.5)}
+AXIS_NAMES = {"std": "sigma"}  # profile.json calls the swept std "sigma" (as approxmap 0.1)
 
 
 @dataclass(frozen=True)
 class ProfileSpec:
-    """What to sweep: layers, where to inject, which error and over which magnitudes.
+    """What to sweep: layers, where to inject, which error model and over which values.
 
-    The swept magnitude is the error's std for gaussian/uniform and the hit rate for stuck.
-    `scale="rel"` measures std and mean in units of the std of each site's clean values.
+    Args:
+        layers: names, globs or type names (default: every Conv2d and Linear that runs).
+        site: the target ("output", "input", "weight", "bias", or any registered one).
+        error: a registered error model name (`approxmap list errors`).
+        params: the model's fixed parameters; error models with a `scale` parameter default
+            to "rel" (magnitudes in units of the std of each site's clean values).
+        axis: the swept parameter (default: the model's `default_axis`).
+        sweep: its values (default: the model's `default_sweep`), sorted, duplicates dropped.
+        grid_axis, grid: an optional second swept parameter and its values (a heatmap).
+        budget_pp: tolerated accuracy drop in percentage points.
+        refine_steps: bisect each layer's threshold interval this many times.
+        extra: facts copied into the result (e.g. the command line).
+
+    Raises:
+        InvalidParameterError: an unknown parameter or axis, values out of the model's
+            ranges, a budget outside [0, 100].
+        UnknownNameError: an unknown error model or target.
     """
 
     layers: tuple[str, ...] | None = None
     site: str = "output"
     error: str = "gaussian"
+    params: Mapping[str, Any] = field(default_factory=dict)
+    axis: str | None = None
     sweep: tuple[float, ...] | None = None
-    means: tuple[float, ...] = (0.0,)
-    rate: float = 1.0
-    value: float = 0.0
-    scale: str = "rel"
+    grid_axis: str | None = None
+    grid: tuple[float, ...] = ()
     budget_pp: float = 1.0
     refine_steps: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
+    extra: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.error not in ERROR_KINDS:
+        cls = get_error_model_class(self.error)
+        get_target(self.site)
+        names = {f.name for f in dataclasses.fields(cls)}
+        params = dict(self.params)
+        if "scale" in names and "scale" not in params:
+            params["scale"] = "rel"
+        axis = self.axis or cls.default_axis
+        if axis is None or axis not in names:
             raise InvalidParameterError(
-                f"--error must be one of {', '.join(ERROR_KINDS)}. Got {self.error!r}.")
-        if self.site not in TARGETS:
-            raise InvalidParameterError(f"--site must be one of {', '.join(TARGETS)}. Got {self.site!r}.")
-        sweep = tuple(sorted(set(self.sweep if self.sweep is not None else DEFAULT_SWEEP[self.error])))
-        object.__setattr__(self, "sweep", sweep)
-        object.__setattr__(self, "means", tuple(dict.fromkeys(self.means)) or (0.0,))
+                f"Error model {self.error!r} has no parameter {axis!r} to sweep; its parameters "
+                f"are {', '.join(sorted(names)) or 'none'}.")
+        sweep = self.sweep if self.sweep is not None else cls.default_sweep
+        if not sweep:
+            raise InvalidParameterError(f"Give the values of {axis!r} to sweep.")
+        if self.grid_axis is not None and (self.grid_axis not in names or self.grid_axis == axis
+                                           or not self.grid):
+            raise InvalidParameterError(
+                f"The grid axis must be another parameter of {self.error!r} with values; got "
+                f"{self.grid_axis!r} with {len(self.grid)} values.")
+        for given in (axis, self.grid_axis):
+            params.pop(given, None)
         if not 0 <= self.budget_pp <= 100:
-            raise InvalidParameterError(f"--budget must be in [0, 100] percentage points. Got {self.budget_pp}.")
-        if self.refine_steps < 0:
-            raise InvalidParameterError(f"refine steps must be >= 0. Got {self.refine_steps}.")
-        if self.error == "stuck" and self.means != (0.0,):
-            raise InvalidParameterError("--mean applies to gaussian and uniform errors, not stuck.")
-        for magnitude in self.sweep:  # validates ranges through the error models themselves
-            for mean in self.means:
-                self.error_model(magnitude, mean)
+            raise InvalidParameterError(
+                f"The budget must be in [0, 100] percentage points. Got {self.budget_pp}.")
+        if isinstance(self.refine_steps, bool) or not isinstance(self.refine_steps, int) or (
+                self.refine_steps < 0):
+            raise InvalidParameterError(f"refine steps must be an integer >= 0. Got {self.refine_steps!r}.")
+        object.__setattr__(self, "params", params)
+        object.__setattr__(self, "axis", axis)
+        object.__setattr__(self, "sweep", tuple(sorted(set(sweep))))
+        object.__setattr__(self, "grid", tuple(dict.fromkeys(self.grid)))
+        for value in self.sweep:  # validates every value through the error model itself
+            for second in self.grid or (None,):
+                self.error_model(value, second)
 
     @property
-    def curve_mean(self) -> float:
-        """The mean of the per-layer curves and thresholds: 0 if swept, else the first."""
-        return 0.0 if 0.0 in self.means else self.means[0]
+    def curve_grid_value(self) -> Any:
+        """The grid value of the per-layer curves and thresholds: 0 if swept, else the first."""
+        if not self.grid:
+            return None
+        return 0.0 if 0.0 in self.grid else self.grid[0]
 
-    @property
-    def axis(self) -> str:
-        return "rate" if self.error == "stuck" else "sigma"
+    def error_model(self, value: float, grid_value: Any = None) -> ErrorModel:
+        params = {**self.params, self.axis: value}
+        if self.grid_axis is not None and grid_value is not None:
+            params[self.grid_axis] = grid_value
+        return create_error_model(self.error, **params)
 
-    def error_model(self, magnitude: float, mean: float = 0.0) -> ErrorModel:
-        if self.error == "stuck":
-            return StuckAt(value=self.value, rate=magnitude, scale=self.scale)
-        return ERROR_KINDS[self.error](std=magnitude, mean=mean, rate=self.rate, scale=self.scale)
+    def scenario(self, layer: str, value: float, grid_value: Any = None) -> Scenario:
+        return Scenario.single(Site(layer, self.site), self.error_model(value, grid_value))
 
-    def scenario(self, layer: str, magnitude: float, mean: float = 0.0) -> Scenario:
-        return Scenario.single(Site(layer, self.site), self.error_model(magnitude, mean))
+    def describe(self) -> dict[str, Any]:
+        """The error model as profile.json's "error" entry (kind, fixed parameters, site)."""
+        return {"kind": self.error, **self.params, "site": self.site}
 
 
-def profile_layers(model: nn.Module, data: EvalData, spec: ProfileSpec | None = None, *,
-                   trials: int = 10, seed: int = 0, storage: str | Store | None = None,
-                   batch_size: int = 256, ci_target: float | None = None,
-                   max_trials: int | None = None, engine: LocalEngine | None = None,
-                   names: dict[str, str] | None = None) -> dict[str, Any]:
-    """Run the layer-wise resilience analysis and return the profile (profile.json's content).
+@dataclass
+class ProfilePoint:
+    """One swept value of one layer: its parameters and the statistics over its trials
+    (accuracies are fractions; sdc/due are sample counts over all trials)."""
 
-    `names` may give {"model": ..., "dataset": ...} for the record; they join the campaign's
-    setup, so a store never mixes results of different models or datasets.
+    magnitude: float
+    params: dict[str, Any]
+    accuracy: float
+    ci_low: float
+    ci_high: float
+    wilson_low: float
+    wilson_high: float
+    top5: float
+    agreement: float
+    nonfinite: int
+    loss: float | None
+    trials: int
+    sdc: int = 0
+    samples: int = 0
+    sigma: float | None = None
+    mean: float | None = None
+    rate: float | None = None
+
+
+@dataclass
+class LayerProfile:
+    """A layer's curve and tolerance: threshold (interpolated), its interval, its rank."""
+
+    name: str
+    type: str
+    macs: int
+    params: int
+    threshold: float | None
+    threshold_censored: bool
+    threshold_interval: list[float | None]
+    points: list[ProfilePoint]
+    rank: int | None = None
+
+
+@register_result("profile")
+@dataclass
+class ProfileResult(Result):
+    """The layer-wise profile: what profile.json holds."""
+
+    model: str
+    dataset: str
+    images: int
+    selection: str
+    clean_accuracy: float
+    labeled: bool
+    budget_pp: float
+    axis: str
+    error: dict[str, Any]
+    seed: int
+    trials: int
+    ci_target: float | None
+    layers: list[LayerProfile]
+    grid: dict[str, Any] | None = None
+    created: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        extra = data.pop("extra")
+        return json_safe({**data, **extra})
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ProfileResult:
+        try:
+            names = {f.name for f in dataclasses.fields(cls)}
+            values = {k: v for k, v in data.items() if k in names and k != "extra"}
+            values["layers"] = [_layer_from_dict(layer) for layer in data["layers"]]
+            values.setdefault("selection", f"{data.get('images', '?')} images")
+            values.setdefault("trials", 0)
+            values.setdefault("seed", 0)
+            values.setdefault("ci_target", None)
+            values.setdefault("labeled", True)
+            values.setdefault("error", {})
+            extra = {k: v for k, v in data.items() if k not in names}
+            return cls(**values, extra=extra)
+        except (KeyError, TypeError) as exc:
+            raise InvalidParameterError(f"Not a profile: {type(exc).__name__}: {exc}") from None
+
+
+def _layer_from_dict(data: Mapping[str, Any]) -> LayerProfile:
+    points = [ProfilePoint(**{k: v for k, v in p.items()
+                              if k in {f.name for f in dataclasses.fields(ProfilePoint)}})
+              if "params" in p else _v1_point(p) for p in data["points"]]
+    return LayerProfile(data["name"], data.get("type", "?"), data.get("macs", 0),
+                        data.get("params", 0), data["threshold"], data["threshold_censored"],
+                        data.get("threshold_interval", [data["threshold"], None]), points,
+                        data.get("rank"))
+
+
+def _v1_point(p: Mapping[str, Any]) -> ProfilePoint:
+    """A point of an approxmap 0.1 profile.json (no params entry)."""
+    params = {k: p[k] for k in ("sigma", "mean", "rate") if p.get(k) is not None}
+    return ProfilePoint(p["magnitude"], params, p["accuracy"], p["ci_low"], p["ci_high"],
+                        p["wilson_low"], p["wilson_high"], p["top5"], p["agreement"],
+                        p["nonfinite"], p["loss"], p["trials"], sigma=p.get("sigma"),
+                        mean=p.get("mean"), rate=p.get("rate"))
+
+
+def profile_layers(model: nn.Module, data: EvalData, spec: ProfileSpec | None = None,
+                   run: Run | None = None) -> ProfileResult:
+    """Run the layer-wise resilience analysis (one campaign named "profile").
+
+    Args:
+        model: the network (never modified).
+        data: evaluation data.
+        spec: what to sweep (default `ProfileSpec()`: Gaussian output errors, relative std).
+        run: engine, store, seeds, trials (default `Run()`: local, in memory, 10 trials).
+
+    Raises:
+        UnknownNameError / InvalidParameterError: a layer selection that matches nothing,
+            or names a layer that never runs.
+        DataError, ModelError: the data does not fit the model, or the model raises.
     """
     spec = spec or ProfileSpec()
-    layers = select_layers(model, spec.layers)
-    names = {"model": "custom", "dataset": data.name, **(names or {})}
-    campaign = Campaign(model, data, trials=trials, seed=seed, storage=storage, name="profile",
-                        batch_size=batch_size, ci_target=ci_target, max_trials=max_trials,
-                        setup=dict(names))
-    try:
-        campaign.add_scenarios(spec.scenario(layer, m, mean)
-                               for layer in layers for mean in spec.means for m in spec.sweep)
-        campaign.run(engine)
-        extra = _refine(campaign, spec, layers, engine) if spec.refine_steps else {}
-        return _assemble(campaign, spec, model, data, layers, names, extra)
-    finally:
-        if not isinstance(storage, Store):  # a store opened here is closed here
-            campaign.store.close()
+    run = run or Run()
+    table = {row.name: row for row in layer_table(model, data.sample(1))}
+    layers = select_layers(model, spec.layers, {n for n, r in table.items() if r.executed})
+    campaign = Campaign(model, data, run=run, name="profile")
+    grid_values = spec.grid or (None,)
+    campaign.add_scenarios(spec.scenario(layer, v, g)
+                           for layer in layers for g in grid_values for v in spec.sweep)
+    campaign.run()
+    added = _refine(campaign, spec, layers) if spec.refine_steps else {}
+    rows = []
+    clean = campaign.clean_accuracy()
+    for layer in layers:
+        values = sorted(set(spec.sweep) | set(added.get(layer, [])))
+        points = _points(campaign, spec, layer, spec.curve_grid_value, values)
+        threshold, censored, interval = tolerance(points, clean, spec.budget_pp)
+        info = table[layer]
+        rows.append(LayerProfile(layer, info.type, info.macs, info.params, threshold, censored,
+                                 interval, points))
+    rank_layers(rows)
+    return ProfileResult(
+        model=run.names.get("model", "custom"), dataset=run.names.get("dataset", data.name),
+        images=len(data), selection=data.selection, clean_accuracy=clean,
+        labeled=campaign.calibration.counts.labeled, budget_pp=spec.budget_pp,
+        axis=AXIS_NAMES.get(spec.axis, spec.axis), error=spec.describe(), seed=run.seed,
+        trials=run.trials, ci_target=run.ci_target, layers=rows, grid=_grid(campaign, spec, layers),
+        created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), extra=dict(spec.extra))
 
 
-def _points(campaign: Campaign, spec: ProfileSpec, layer: str, mean: float,
-            magnitudes: Sequence[float]) -> list[dict[str, Any]]:
-    keys = [spec.scenario(layer, m, mean).key for m in magnitudes]
-    return [_point(spec, m, mean, s) for m, s in zip(magnitudes, campaign.summaries(keys), strict=True)]
+def _points(campaign: Campaign, spec: ProfileSpec, layer: str, grid_value: Any,
+            values: Sequence[float]) -> list[ProfilePoint]:
+    keys = [spec.scenario(layer, v, grid_value).key for v in values]
+    return [_point(spec, v, grid_value, s)
+            for v, s in zip(values, campaign.summaries(keys), strict=True)]
 
 
-def _point(spec: ProfileSpec, magnitude: float, mean: float, s: Summary) -> dict[str, Any]:
-    sigma = None if spec.error == "stuck" else magnitude
-    rate = magnitude if spec.error == "stuck" else spec.rate
-    return {"sigma": sigma, "mean": mean, "rate": rate, "magnitude": magnitude,
-            "accuracy": s.accuracy, "ci_low": s.ci_low, "ci_high": s.ci_high,
-            "wilson_low": s.wilson_low, "wilson_high": s.wilson_high, "top5": s.top5,
-            "agreement": s.agreement, "nonfinite": s.nonfinite, "loss": _finite(s.loss),
-            "trials": s.trials}
+def _point(spec: ProfileSpec, value: float, grid_value: Any, s: Summary) -> ProfilePoint:
+    params = spec.error_model(value, grid_value).to_dict()
+    params.pop("kind", None)
+    return ProfilePoint(
+        magnitude=value, params=params, accuracy=s.accuracy, ci_low=s.ci_low, ci_high=s.ci_high,
+        wilson_low=s.wilson_low, wilson_high=s.wilson_high, top5=s.top5, agreement=s.agreement,
+        nonfinite=s.nonfinite, loss=s.loss if math.isfinite(s.loss) else None, trials=s.trials,
+        sdc=s.sdc, samples=s.samples, sigma=params.get("std"), mean=params.get("mean"),
+        rate=params.get("rate"))
 
 
-def tolerance(points: Sequence[dict], clean: float, budget_pp: float) -> tuple[float | None, bool, float | None]:
-    """(threshold, censored, first failing magnitude) from points sorted by magnitude.
+def tolerance(points: Sequence[ProfilePoint], clean: float, budget_pp: float
+              ) -> tuple[float | None, bool, list[float | None]]:
+    """(threshold, censored, [last passing, first failing]) from points sorted by magnitude.
 
-    The threshold is the largest magnitude before the first one whose mean accuracy drops
-    more than the budget below the clean accuracy; censored when none fails.
+    A point fails when its mean accuracy is more than `budget_pp` below `clean`. The
+    threshold is the magnitude where the accuracy, linearly interpolated between the last
+    passing and the first failing point, equals clean − budget; censored (a lower bound:
+    the largest magnitude) when no point fails; None when the first point fails.
     """
-    passing = None
+    line = clean - budget_pp / 100
+    passing: ProfilePoint | None = None
     for point in points:
-        if (clean - point["accuracy"]) * 100 > budget_pp + 1e-9:
-            return passing, False, point["magnitude"]
-        passing = point["magnitude"]
-    return passing, True, None
+        if (clean - point.accuracy) * 100 > budget_pp + 1e-9:
+            if passing is None:
+                return None, False, [None, point.magnitude]
+            span = passing.accuracy - point.accuracy
+            frac = (passing.accuracy - line) / span if span > 0 else 0.0
+            crossing = passing.magnitude + min(max(frac, 0.0), 1.0) * (
+                point.magnitude - passing.magnitude)
+            return crossing, False, [passing.magnitude, point.magnitude]
+        passing = point
+    last = passing.magnitude if passing is not None else None
+    return last, True, [last, None]
 
 
-def _refine(campaign: Campaign, spec: ProfileSpec, layers: list[str],
-            engine: LocalEngine | None) -> dict[str, list[float]]:
-    """Bisect each layer's threshold interval `refine_steps` times; returns added magnitudes."""
-    clean, mean = campaign.clean_accuracy(), spec.curve_mean
+def _refine(campaign: Campaign, spec: ProfileSpec, layers: list[str]) -> dict[str, list[float]]:
+    """Bisect each layer's threshold interval `refine_steps` times; returns added values."""
+    clean, grid_value = campaign.clean_accuracy(), spec.curve_grid_value
     added: dict[str, list[float]] = {layer: [] for layer in layers}
     for _ in range(spec.refine_steps):
         new = []
         for layer in layers:
-            mags = sorted(set(spec.sweep) | set(added[layer]))
-            low, censored, high = tolerance(_points(campaign, spec, layer, mean, mags), clean, spec.budget_pp)
+            values = sorted(set(spec.sweep) | set(added[layer]))
+            points = _points(campaign, spec, layer, grid_value, values)
+            _, censored, (low, high) = tolerance(points, clean, spec.budget_pp)
             if censored:
                 continue
             mid = ((low or 0.0) + high) / 2
-            if mid not in mags:
+            if mid not in values:
                 added[layer].append(mid)
-                new.append(spec.scenario(layer, mid, mean))
+                new.append(spec.scenario(layer, mid, grid_value))
         if not new:
             break
         campaign.add_scenarios(new)
-        campaign.run(engine, keys=[s.key for s in new])
+        campaign.run(keys=[s.key for s in new])
     return added
 
 
-def _assemble(campaign, spec, model, data, layers, names, added) -> dict[str, Any]:
-    clean = campaign.clean_accuracy()
-    info = {row.name: row for row in layer_table(model, data.sample(1))}
-    rows = []
-    for layer in layers:
-        mags = sorted(set(spec.sweep) | set(added.get(layer, [])))
-        points = _points(campaign, spec, layer, spec.curve_mean, mags)
-        threshold, censored, _ = tolerance(points, clean, spec.budget_pp)
-        rows.append({"name": layer, "type": info[layer].type, "macs": info[layer].macs,
-                     "params": info[layer].params, "threshold": threshold,
-                     "threshold_censored": censored, "points": points})
-    _rank(rows)
-    return {
-        "model": names["model"], "dataset": names["dataset"], "images": len(data),
-        "clean_accuracy": clean, "labeled": campaign.calibration.counts.labeled,
-        "budget_pp": spec.budget_pp, "axis": spec.axis,
-        "error": {"kind": spec.error, "scale": spec.scale, "rate": spec.rate,
-                  "site": spec.site, **({"value": spec.value} if spec.error == "stuck" else {})},
-        "seed": campaign.seed, "trials": campaign.trials, "ci_target": campaign.ci_target,
-        "layers": rows, "grid": _grid(campaign, spec, layers),
-        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **spec.extra,
-    }
-
-
-def _rank(rows: list[dict]) -> None:
+def rank_layers(rows: list[LayerProfile]) -> None:
     """Rank 1 = most resilient: highest threshold, then censored first, then mean accuracy."""
-    def key(row):
-        threshold = -math.inf if row["threshold"] is None else row["threshold"]
-        area = sum(p["accuracy"] for p in row["points"]) / max(len(row["points"]), 1)
-        return (-threshold, not row["threshold_censored"], -area)
+    def key(row: LayerProfile):
+        threshold = -math.inf if row.threshold is None else row.threshold
+        area = sum(p.accuracy for p in row.points) / max(len(row.points), 1)
+        return (-threshold, not row.threshold_censored, -area)
 
     for rank, row in enumerate(sorted(rows, key=key), start=1):
-        row["rank"] = rank
+        row.rank = rank
 
 
 def _grid(campaign: Campaign, spec: ProfileSpec, layers: list[str]) -> dict | None:
-    if len(spec.means) < 2:
+    if len(spec.grid) < 2:
         return None
     grid = {}
     for layer in layers:
-        acc = [[p["accuracy"] for p in _points(campaign, spec, layer, mean, spec.sweep)]
-               for mean in spec.means]
-        grid[layer] = {"means": list(spec.means), "sigmas": list(spec.sweep), "accuracy": acc}
+        acc = [[p.accuracy for p in _points(campaign, spec, layer, g, spec.sweep)]
+               for g in spec.grid]
+        grid[layer] = {"means": list(spec.grid), "sigmas": list(spec.sweep), "accuracy": acc,
+                       "rows": spec.grid_axis, "columns": AXIS_NAMES.get(spec.axis, spec.axis)}
     return {"layers": grid}
 
 
-def _finite(x: float) -> float | None:
-    return x if math.isfinite(x) else None
-
-
-__all__ = ["ProfileSpec", "profile_layers", "tolerance"]
+__all__ = ["LayerProfile", "ProfilePoint", "ProfileResult", "ProfileSpec", "profile_layers",
+           "rank_layers", "tolerance"]

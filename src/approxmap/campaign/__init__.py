@@ -1,8 +1,7 @@
-"""Scenarios, campaigns, trial records and their store."""
+"""The campaign layer: runs (engine, store, settings), campaigns of seeded trials, the store."""
 
-from approxmap.campaign.campaign import Campaign
-from approxmap.campaign.records import TrialRecord
-from approxmap.campaign.scenario import Scenario, trial_seed
+from approxmap.campaign.campaign import Campaign, summarize, weights_digest
+from approxmap.campaign.run import Run
 from approxmap.campaign.store import Store
 
-__all__ = ["Campaign", "Scenario", "Store", "TrialRecord", "trial_seed"]
+__all__ = ["Campaign", "Run", "Store", "summarize", "weights_digest"]

@@ -1,8 +1,8 @@
-"""Campaigns: scenarios x seeded trials, run by an engine, kept in a store, resumable.
+"""Campaigns: scenarios x seeded trials, run by the run's engine, kept in its store, resumable.
 
->>> from approxmap import Campaign, Gaussian, Scenario, Site
+>>> from approxmap import Campaign, Gaussian, Run, Scenario, Site
 >>> campaign = Campaign(model, data, [Scenario.single(Site("fc"), Gaussian(std=0.5))],
-...                     trials=10, seed=0)  # doctest: +SKIP
+...                     Run(trials=10, seed=0))  # doctest: +SKIP
 >>> campaign.run()                                                                # doctest: +SKIP
 >>> campaign.summaries()[0].accuracy                                               # doctest: +SKIP
 """
@@ -11,68 +11,68 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Sequence
-from pathlib import Path
 from typing import Any
 
+import torch
 from torch import nn
 
-from approxmap.analysis.stats import Summary, mean_ci, wilson
-from approxmap.campaign.records import TrialRecord
-from approxmap.campaign.scenario import Scenario, trial_seed
-from approxmap.campaign.store import Store
-from approxmap.engine.calibrate import Calibration, calibrate
-from approxmap.engine.local import LocalEngine
-from approxmap.engine.trial import TrialPlan
-from approxmap.exceptions import InvalidParameterError
-from approxmap.zoo.datasets import EvalData
+from approxmap.campaign.run import Run
+from approxmap.core.data import EvalData
+from approxmap.core.records import TrialRecord
+from approxmap.core.scenario import Scenario, trial_seed
+from approxmap.core.statistics import Summary, mean_ci, wilson
+from approxmap.engine.base import Calibration, TrialPlan
 
 
 def weights_digest(model: nn.Module) -> str:
-    """A short hash of the model's parameters and buffers (part of a campaign's setup)."""
+    """A short hash (16 hex digits, blake2b) of the model's parameters and buffers."""
     h = hashlib.blake2b(digest_size=8)
-    for name, tensor in model.state_dict().items():
+    for name, value in model.state_dict().items():
         h.update(name.encode())
-        h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+        h.update(_bytes(value))
     return h.hexdigest()
+
+
+def _bytes(value: Any) -> bytes:
+    if not isinstance(value, torch.Tensor):
+        return repr(value).encode()  # e.g. packed parameters of quantized modules
+    t = value.detach().cpu()
+    if t.is_quantized:
+        t = t.dequantize()
+    if t.dtype in (torch.bfloat16, torch.float16):
+        t = t.view(torch.int16)
+    return t.contiguous().numpy().tobytes()
 
 
 class Campaign:
     """Scenarios x trials with a seed; every trial's seed derives from (seed, scenario, index).
 
     Args:
-        model: the network (never modified); evaluated in eval mode.
-        data: evaluation data (EvalData, or a tensor pair via EvalData(x, y)).
+        model: the network (never modified; evaluated in eval mode).
+        data: evaluation data.
         scenarios: the error scenarios; more can be added with `add_scenarios`.
-        trials: trials per scenario (the minimum when `ci_target` is set).
-        seed: the campaign seed.
-        storage: None (in memory), a path to an SQLite file, or a Store.
+        run: engine, store, batch size, seed, trials, CI target, progress (default `Run()`).
         name: the campaign's name inside the store.
-        batch_size: evaluation batch size (part of the setup: it shapes the error draws).
-        ci_target: optional target half-width of the 95% CI of the mean accuracy, as a
-            fraction (0.005 = 0.5 percentage points); trials are added until it is reached.
-        max_trials: the most trials per scenario when `ci_target` is set.
-        setup: extra facts identifying the experiment (e.g. the model and dataset names).
+        stats_data: data the site statistics are measured on (default: `data`), e.g. a
+            calibration split for quantization ranges.
+        setup: extra facts that change the trials' numbers (joined to the stored setup).
     """
 
     def __init__(self, model: nn.Module, data: EvalData, scenarios: Iterable[Scenario] = (),
-                 trials: int = 10, seed: int = 0, storage: str | Path | Store | None = None,
-                 name: str = "campaign", batch_size: int = 256, ci_target: float | None = None,
-                 max_trials: int | None = None, setup: dict[str, Any] | None = None) -> None:
-        _check_int("trials", trials, 1)
-        _check_int("batch_size", batch_size, 1)
-        _check_int("seed", seed, 0)
-        if ci_target is not None and not 0 < ci_target < 1:
-            raise InvalidParameterError(f"ci_target must be in (0, 1). Got {ci_target}.")
-        self.max_trials = max_trials if max_trials is not None else max(trials, 10 * trials)
-        _check_int("max_trials", self.max_trials, trials)
-        self.model = model.eval()
-        self.data, self.trials, self.seed = data, trials, seed
-        self.batch_size, self.ci_target, self.name = batch_size, ci_target, name
-        self.store = storage if isinstance(storage, Store) else Store(storage)
-        self.setup = {"seed": seed, "batch_size": batch_size, "images": len(data),
-                      "weights": weights_digest(model), **(setup or {})}
+                 run: Run | None = None, name: str = "campaign",
+                 stats_data: EvalData | None = None, setup: dict[str, Any] | None = None) -> None:
+        self.run_settings = run = run or Run()
+        self.model, self.data, self.name, self.stats_data = model, data, name, stats_data
+        self.trials, self.seed, self.ci_target = run.trials, run.seed, run.ci_target
+        self.max_trials, self.batch_size = run.max_trials, run.batch_size
+        self.store = run.store
+        self.setup = {"seed": run.seed, "batch_size": run.batch_size, "images": len(data),
+                      "weights": weights_digest(model), **run.names, **(setup or {})}
+        if stats_data is not None:
+            self.setup["stats_images"] = len(stats_data)
         self.store.open_campaign(name, self.setup)
         self.scenarios: dict[str, Scenario] = {}
+        self._stored_scenarios: set[str] = set()
         self._calibration: Calibration | None = None
         self.add_scenarios(scenarios)
 
@@ -82,22 +82,21 @@ class Campaign:
             for site in scenario.sites:
                 site.check(self.model)
             self.scenarios[scenario.key] = scenario
-        self.store.add_scenarios(self.name, [(s.key, s.to_dict()) for s in new])
-        calibrated = self._calibration.site_std if self._calibration is not None else {}
+        calibrated = self._calibration.site_stats if self._calibration is not None else {}
         if any(site.key not in calibrated for s in new for site in s.sites):
-            self._calibration = None  # a new site needs its clean std: one more clean pass
+            self._calibration = None  # a new site needs its statistics: one more clean pass
 
     @property
     def calibration(self) -> Calibration:
-        """The clean pass: clean predictions, clean accuracy, each site's clean std."""
+        """The clean pass: clean predictions, clean accuracy, each site's statistics."""
         if self._calibration is None:
             sites = [site for s in self.scenarios.values() for site in s.sites]
-            self._calibration = calibrate(self.model, self.data, self.batch_size, sites)
+            self._calibration = self.run_settings.engine.calibrate(
+                self.model, self.data, self.batch_size, sites, self.stats_data)
         return self._calibration
 
     def clean_accuracy(self) -> float:
-        counts = self.calibration.counts
-        return (counts.correct1 if counts.labeled else counts.agree) / counts.n
+        return self.calibration.accuracy
 
     def plans(self, scenario: Scenario, trials: range) -> list[TrialPlan]:
         return [TrialPlan(scenario, t, trial_seed(self.seed, scenario.key, t)) for t in trials]
@@ -124,24 +123,29 @@ class Campaign:
             return have
         return min(self.max_trials, have + self.trials)
 
-    def run(self, engine: LocalEngine | None = None, keys: Iterable[str] | None = None) -> None:
+    def run(self, keys: Iterable[str] | None = None) -> None:
         """Run every pending trial (of the given scenario keys); resumable at any point."""
-        engine = engine or LocalEngine()
         keys = list(keys) if keys is not None else list(self.scenarios)
+        settings = self.run_settings
         while plans := self.pending(keys):
-            engine.run_trials(self.model, self.data, self.batch_size, plans, self.calibration,
-                              lambda records: self.store.add_trials(self.name, records),
-                              desc=self.name)
+            settings.engine.run(self.model, self.data, self.batch_size, plans, self.calibration,
+                                self._store_records, progress=settings.progress, desc=self.name)
 
-    def recompute(self, scenario: Scenario, trial: int,
-                  engine: LocalEngine | None = None) -> TrialRecord:
+    def _store_records(self, records: list[TrialRecord]) -> None:
+        """Commit finished trials (and the specs of their scenarios, the first time)."""
+        keys = {r.scenario for r in records} - self._stored_scenarios
+        if keys:
+            self.store.add_scenarios(self.name, [(k, self.scenarios[k].to_dict()) for k in keys])
+            self._stored_scenarios |= keys
+        self.store.add_trials(self.name, records)
+
+    def recompute(self, scenario: Scenario, trial: int) -> TrialRecord:
         """Compute one trial alone, without storing it (it equals the stored one)."""
         records: list[TrialRecord] = []
-        engine = engine or LocalEngine(progress=False)
         self.add_scenarios([scenario])
-        engine.run_trials(self.model, self.data, self.batch_size,
-                          self.plans(scenario, range(trial, trial + 1)), self.calibration,
-                          records.extend)
+        self.run_settings.engine.run(self.model, self.data, self.batch_size,
+                                     self.plans(scenario, range(trial, trial + 1)),
+                                     self.calibration, records.extend)
         return records[0]
 
     def records(self) -> dict[tuple[str, int], TrialRecord]:
@@ -155,22 +159,25 @@ class Campaign:
         limit = self.trials if self.ci_target is None else self.max_trials
         rows = sorted((r for (k, t), r in done.items() if k == key and t < limit),
                       key=lambda r: r.trial)
-        mean, low, high = mean_ci([r.accuracy for r in rows])
-        hits = sum(r.correct1 if r.labeled else r.agree for r in rows)
-        total = sum(r.n for r in rows)
-        w_low, w_high = wilson(hits, total)
-        finite_n = total - sum(r.nonfinite for r in rows)
-        return Summary(
-            scenario=key, trials=len(rows), accuracy=mean, ci_low=low, ci_high=high,
-            wilson_low=w_low, wilson_high=w_high,
-            top5=sum(r.top5 for r in rows) / max(len(rows), 1),
-            agreement=sum(r.agreement for r in rows) / max(len(rows), 1),
-            nonfinite=sum(r.nonfinite for r in rows),
-            loss=sum(r.loss_sum for r in rows) / finite_n if finite_n else float("nan"),
-        )
+        return summarize(key, rows)
 
 
-def _check_int(name: str, value: Any, low: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise InvalidParameterError(f"{name} must be an integer >= {low}. Got {value!r}.")
+def summarize(key: str, rows: Sequence[TrialRecord]) -> Summary:
+    """Statistics of one scenario's trials: mean accuracy with its Student-t 95 % CI, the
+    Wilson interval of the pooled counts, and the SDC/DUE counts."""
+    mean, low, high = mean_ci([r.accuracy for r in rows])
+    hits = sum(r.counts.correct1 if r.labeled else r.counts.agree for r in rows)
+    total = sum(r.n for r in rows)
+    w_low, w_high = wilson(hits, total)
+    nonfinite = sum(r.due for r in rows)
+    finite_n = total - nonfinite
+    count = max(len(rows), 1)
+    return Summary(
+        scenario=key, trials=len(rows), accuracy=mean, ci_low=low, ci_high=high,
+        wilson_low=w_low, wilson_high=w_high, top5=sum(r.top5 for r in rows) / count,
+        agreement=sum(r.agreement for r in rows) / count, nonfinite=nonfinite,
+        loss=sum(r.counts.loss_sum for r in rows) / finite_n if finite_n else float("nan"),
+        samples=total, sdc=sum(r.sdc for r in rows), masked=sum(r.masked for r in rows))
 
+
+__all__ = ["Campaign", "summarize", "weights_digest"]

@@ -1,8 +1,16 @@
 """Embedded SQLite store of trial records: one committed row per finished trial.
 
-`Store(None)` keeps everything in memory; `Store("runs/x/results.sqlite")` persists it
-(WAL journal). Each campaign is identified by a name and its setup (everything that
-changes a trial's numbers); opening a name with another setup is refused.
+`Store(None)` keeps everything in memory; `Store("runs/x/results.sqlite")` persists it (WAL
+journal). A file is only created by the first write, so a run refused before its first
+result leaves the folder as it found it. Each campaign is identified by a name and its
+setup (everything that changes a trial's numbers); opening a name with another setup is
+refused. A store may also carry the *identity* of its run folder (model, weights, data),
+checked the same way.
+
+Schema versions: 1 (approxmap 0.1: campaigns, scenarios, trials; no version stamp) and 2
+(adds the application id, `PRAGMA user_version`, and the `meta` table). Version-1 files are
+migrated in place when opened; files of other applications are refused before anything is
+written to them.
 """
 
 from __future__ import annotations
@@ -10,14 +18,24 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from approxmap.campaign.records import RECORD_FIELDS, TrialRecord
-from approxmap.exceptions import StoreError
+from approxmap.core.exceptions import StoreError
+from approxmap.core.records import COUNT_FIELDS, RECORD_COLUMNS, Counts, TrialRecord
 
-_SCHEMA = """
+APPLICATION_ID = 0x414D4150  # "AMAP"
+SCHEMA_VERSION = 2
+_SQL_TYPES = {int: "INTEGER", float: "REAL", bool: "INTEGER", str: "TEXT"}
+
+
+def _count_columns() -> str:
+    kinds = {name: type(getattr(Counts(), name)) for name in COUNT_FIELDS}
+    return ", ".join(f"{name} {_SQL_TYPES[kinds[name]]} NOT NULL" for name in COUNT_FIELDS)
+
+
+_SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS campaigns (
     name TEXT PRIMARY KEY, setup TEXT NOT NULL, created REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS scenarios (
@@ -25,67 +43,129 @@ CREATE TABLE IF NOT EXISTS scenarios (
     PRIMARY KEY (campaign, key));
 CREATE TABLE IF NOT EXISTS trials (
     campaign TEXT NOT NULL, scenario TEXT NOT NULL, trial INTEGER NOT NULL,
-    seed INTEGER NOT NULL, n INTEGER NOT NULL, correct1 INTEGER NOT NULL,
-    correct5 INTEGER NOT NULL, agree INTEGER NOT NULL, agree5 INTEGER NOT NULL,
-    nonfinite INTEGER NOT NULL, loss_sum REAL NOT NULL, labeled INTEGER NOT NULL,
-    seconds REAL NOT NULL, PRIMARY KEY (campaign, scenario, trial));
+    seed INTEGER NOT NULL, {_count_columns()}, seconds REAL NOT NULL,
+    PRIMARY KEY (campaign, scenario, trial));
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+_V1_TABLES = {"campaigns", "scenarios", "trials"}
 
 
 class Store:
-    """Trial records of one or more campaigns; finished records are never changed."""
+    """Trial records of one or more campaigns; finished records are never changed.
+
+    Raises:
+        StoreError: the file is not an approxmap store, is corrupt, or cannot be written.
+    """
 
     def __init__(self, path: str | Path | None = None) -> None:
         self.path = None if path is None else Path(path)
+        self._db: sqlite3.Connection | None = None
+        self._pending: dict[str, dict[str, Any]] = {}  # campaign -> setup, written with data
+        self._pending_meta: dict[str, str] = {}
+        if self.path is None:
+            self._db = sqlite3.connect(":memory:", isolation_level=None)
+            _create_schema(self._db)
+        elif self.path.exists():
+            self._connect()
+
+    # -- connection, version and migration -------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        if self._db is not None:
+            return self._db
+        existed = self.path.exists()
         try:
-            if self.path is not None:
+            if not existed:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(":memory:" if self.path is None else str(self.path))
-            if self.path is not None:
-                self._db.execute("PRAGMA journal_mode=WAL")
-                self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.executescript(_SCHEMA)
-        except (sqlite3.Error, OSError) as exc:
+            db = sqlite3.connect(str(self.path), timeout=30, isolation_level=None)
+            if existed:
+                _check_ours(db, self.path)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            _create_schema(db)
+        except sqlite3.DatabaseError as exc:
             raise StoreError(f"Cannot use results store {self.path}: {exc}") from None
+        except OSError as exc:
+            raise StoreError(f"Cannot create results store {self.path}: {exc.strerror or exc}") from None
+        self._db = db
+        return db
+
+    @property
+    def exists(self) -> bool:
+        """True when something is stored (in memory, or a file on disk)."""
+        return self._db is not None
 
     def close(self) -> None:
-        self._db.close()
+        if self._db is not None:
+            self._db.close()
+            self._db = None
 
-    def open_campaign(self, name: str, setup: dict[str, Any]) -> None:
-        """Create campaign `name`, or check that the stored one has the same setup."""
-        text = json.dumps(setup, sort_keys=True)
-        row = self._query("SELECT setup FROM campaigns WHERE name = ?", (name,)).fetchone()
+    # -- identity of the run folder --------------------------------------------------------
+
+    def meta(self, key: str) -> Any:
+        """A stored metadata value (JSON-decoded), or None."""
+        if self._db is None:
+            return None
+        row = self._query("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         if row is None:
-            self._write("INSERT INTO campaigns VALUES (?, ?, ?)", [(name, text, time.time())])
-            return
-        stored = json.loads(row[0])
-        if stored != json.loads(text):
-            diffs = [f"{k}: stored {stored.get(k)!r}, now {setup.get(k)!r}"
-                     for k in sorted(set(stored) | set(setup)) if stored.get(k) != setup.get(k)]
-            where = self.path or "memory"
-            raise StoreError(
-                f"{where} holds a campaign {name!r} with another setup ({'; '.join(diffs[:4])}). "
-                "Results are never mixed: use another output folder."
-            )
+            return None
+        try:
+            return json.loads(row[0])
+        except ValueError:
+            raise StoreError(f"Results store {self.path} holds a corrupt {key!r} entry.") from None
+
+    def set_meta(self, key: str, value: Any) -> None:
+        """Store a metadata value with the next write (not before: nothing is claimed early)."""
+        self._pending_meta[key] = json.dumps(value, sort_keys=True)
+
+    def commit_meta(self) -> None:
+        """Write pending metadata now (creating the file): a result was saved."""
+        if self._pending_meta:
+            self._write("SELECT 1", [], None)
+
+    def campaign_setups(self) -> dict[str, dict[str, Any]]:
+        """Every stored campaign's setup, by name."""
+        if self._db is None:
+            return {}
+        setups = {}
+        for name, text in self._query("SELECT name, setup FROM campaigns", ()):
+            setups[name] = _decode_setup(text, name, self.path)
+        return setups
+
+    # -- campaigns, scenarios, trials -------------------------------------------------------
+
+    def open_campaign(self, name: str, setup: Mapping[str, Any]) -> None:
+        """Check that a stored campaign `name` has this setup; a new one is written with its
+        first trials (so a refused run leaves nothing behind).
+
+        Raises:
+            StoreError: the stored campaign of that name has another setup.
+        """
+        setup = json.loads(json.dumps(dict(setup), sort_keys=True))
+        stored = self.campaign_setups().get(name)
+        if stored is not None:
+            _compare(stored, setup, f"{self.path or 'memory'} holds a campaign {name!r}")
+        self._pending[name] = setup
 
     def add_scenarios(self, campaign: str, scenarios: Iterable[tuple[str, dict]]) -> None:
         rows = [(campaign, key, json.dumps(spec, sort_keys=True)) for key, spec in scenarios]
-        self._write("INSERT OR IGNORE INTO scenarios VALUES (?, ?, ?)", rows)
+        if rows:
+            self._write("INSERT OR IGNORE INTO scenarios VALUES (?, ?, ?)", rows, campaign)
 
     def add_trials(self, campaign: str, records: Iterable[TrialRecord]) -> None:
         """Commit finished trials (one row each); a trial already stored is kept as it was."""
-        rows = [(campaign, *[getattr(r, f) for f in RECORD_FIELDS]) for r in records]
-        marks = ", ".join("?" * (len(RECORD_FIELDS) + 1))
-        self._write(f"INSERT OR IGNORE INTO trials VALUES ({marks})", rows)
+        rows = [(campaign, *r.row()) for r in records]
+        marks = ", ".join("?" * (len(RECORD_COLUMNS) + 1))
+        self._write(f"INSERT OR IGNORE INTO trials VALUES ({marks})", rows, campaign)
 
     def trials(self, campaign: str) -> dict[tuple[str, int], TrialRecord]:
-        cols = ", ".join(RECORD_FIELDS)
+        if self._db is None:
+            return {}
+        cols = ", ".join(RECORD_COLUMNS)
         cursor = self._query(f"SELECT {cols} FROM trials WHERE campaign = ?", (campaign,))
         records = {}
         for row in cursor:
-            values = dict(zip(RECORD_FIELDS, row, strict=True))
-            values["labeled"] = bool(values["labeled"])
-            record = TrialRecord(**values)
+            record = TrialRecord.from_row(row)
             records[(record.scenario, record.trial)] = record
         return records
 
@@ -95,9 +175,96 @@ class Store:
         except sqlite3.Error as exc:
             raise StoreError(f"Results store {self.path} is unreadable or corrupt: {exc}") from None
 
-    def _write(self, sql: str, rows: list[tuple]) -> None:
+    def _write(self, sql: str, rows: list[tuple], campaign: str | None) -> None:
+        """One transaction: pending metadata and the campaign's setup (checked again, for
+        another process that created it meanwhile), then the rows."""
+        db = self._connect()
         try:
-            with self._db:
-                self._db.executemany(sql, rows)
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                for key, value in self._pending_meta.items():
+                    db.execute("INSERT OR IGNORE INTO meta VALUES (?, ?)", (key, value))
+                setup = self._pending.get(campaign)
+                if setup is not None:
+                    text = json.dumps(setup, sort_keys=True)
+                    db.execute("INSERT OR IGNORE INTO campaigns VALUES (?, ?, ?)",
+                               (campaign, text, time.time()))
+                    row = db.execute("SELECT setup FROM campaigns WHERE name = ?",
+                                     (campaign,)).fetchone()
+                    _compare(_decode_setup(row[0], campaign, self.path), setup,
+                             f"{self.path or 'memory'} holds a campaign {campaign!r}")
+                if rows:
+                    db.executemany(sql, rows)
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
         except sqlite3.Error as exc:
             raise StoreError(f"Cannot write results store {self.path}: {exc}") from None
+        self._pending_meta.clear()
+
+
+def _create_schema(db: sqlite3.Connection) -> None:
+    """Create missing tables and stamp the version, atomically (a v1 file gains `meta`)."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        for statement in _SCHEMA.strip().split(";"):
+            if statement.strip():
+                db.execute(statement)
+        if version < SCHEMA_VERSION:
+            db.execute(f"PRAGMA application_id={APPLICATION_ID}")
+            db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+
+
+def _check_ours(db: sqlite3.Connection, path: Path) -> None:
+    """Refuse a file that is not an approxmap store (before anything is written to it)."""
+    try:
+        app = db.execute("PRAGMA application_id").fetchone()[0]
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    except sqlite3.DatabaseError as exc:
+        db.close()
+        raise StoreError(f"{path} is not an SQLite results store ({exc}).") from None
+    if app == APPLICATION_ID and version > SCHEMA_VERSION:
+        db.close()
+        raise StoreError(f"{path} was written by a newer approxmap (schema {version}); "
+                         f"this one reads up to schema {SCHEMA_VERSION}.")
+    is_v1 = app == 0 and version == 0 and (not tables or tables == _V1_TABLES)
+    if app != APPLICATION_ID and not is_v1:
+        db.close()
+        raise StoreError(f"{path} is an SQLite file of another application (tables: "
+                         f"{', '.join(sorted(tables)) or 'none'}); refusing to write to it. "
+                         "Use another output folder.")
+    if is_v1 and tables:
+        columns = [r[1] for r in db.execute("PRAGMA table_info(trials)")]
+        if columns != ["campaign", *RECORD_COLUMNS]:
+            db.close()
+            raise StoreError(f"{path} has an unknown trials table; refusing to use it.")
+
+
+def _decode_setup(text: str, name: str, path: Path | None) -> dict[str, Any]:
+    try:
+        setup = json.loads(text)
+    except ValueError:
+        setup = None
+    if not isinstance(setup, dict):
+        raise StoreError(f"Results store {path} holds a corrupt setup for campaign {name!r} "
+                         "(not a JSON object); use another output folder.")
+    return setup
+
+
+def _compare(stored: Mapping[str, Any], now: Mapping[str, Any], where: str) -> None:
+    if dict(stored) == dict(now):
+        return
+    diffs = [f"{k}: stored {stored.get(k)!r}, now {now.get(k)!r}"
+             for k in sorted(set(stored) | set(now)) if stored.get(k) != now.get(k)]
+    raise StoreError(f"{where} with another setup ({'; '.join(diffs[:4])}). Results are never "
+                     "mixed: use another output folder.")
+
+
+__all__ = ["APPLICATION_ID", "SCHEMA_VERSION", "Store"]

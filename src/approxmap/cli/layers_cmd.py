@@ -6,12 +6,15 @@ import json
 
 import torch
 
-from approxmap.analysis.layers import layer_table
-from approxmap.cli.common import add_model_args, format_table, load_model_and_data
-from approxmap.exceptions import InvalidParameterError
-from approxmap.zoo.models import load_model
+from approxmap.cli.options import add_model_args
+from approxmap.cli.session import load
+from approxmap.cli.tables import format_table
+from approxmap.core.exceptions import InvalidParameterError
+from approxmap.core.layers import layer_table
+from approxmap.zoo.datasets import create_dataset
 
 HELP = "list a model's layers with output shapes, MACs and parameters"
+MAX_INPUT_ELEMENTS = 2**26  # one sample of at most 64 M values (256 MiB in float32)
 
 
 def add_parser(sub) -> None:
@@ -23,31 +26,54 @@ def add_parser(sub) -> None:
     p.set_defaults(run=run)
 
 
+def input_shape(text: str) -> tuple[int, ...]:
+    """'1,28,28' as a shape of positive sizes, at most MAX_INPUT_ELEMENTS values in all."""
+    try:
+        shape = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        shape = ()
+    if not shape or min(shape) < 1:
+        raise InvalidParameterError(f"--input-shape takes positive integers like 1,28,28; got {text!r}.")
+    elements = 1
+    for size in shape:
+        elements *= size
+    if elements > MAX_INPUT_ELEMENTS:
+        raise InvalidParameterError(f"--input-shape {text} is {elements:,} values per sample; at "
+                                    f"most {MAX_INPUT_ELEMENTS:,} are supported.")
+    return shape
+
+
 def run(args) -> int:
-    model, sample = _model_and_sample(args)
+    loaded = load(args, data=False)
+    model, info = loaded.model, loaded.info
+    if args.input_shape:
+        sample = torch.zeros((1, *input_shape(args.input_shape)))
+    elif args.data is None and info is not None:
+        sample = torch.zeros((1, *info.input_shape))
+    elif args.data is not None:
+        sample = create_dataset(args.data, args.images).sample(1)
+    else:
+        raise InvalidParameterError("Give --data or --input-shape for a user model.")
     rows = layer_table(model, sample)
+    total_macs = sum(r.macs for r in rows if "." not in r.name and r.executed)
     if args.json:
-        print(json.dumps([row.__dict__ for row in rows], indent=2))
+        print(json.dumps([row.to_dict() for row in rows], indent=2))
         return 0
     table = [[r.name, r.type, "x".join(map(str, r.output_shape or ())) or "-",
-              f"{r.macs:,}", f"{r.params:,}"] for r in rows]
+              f"{r.macs:,}" if r.executed else "never runs", f"{r.params:,}"] for r in rows]
     print(format_table(["layer", "type", "output", "MACs", "params"], table))
-    total_macs = sum(r.macs for r in rows if "." not in r.name)
-    total_params = sum(p.numel() for p in model.parameters())
-    print(f"\ntotal: {total_macs:,} MACs per sample, {total_params:,} parameters")
+    total_params = sum(r.params for r in rows if "." not in r.name)
+    print(f"\ntotal: {_whole(model, sample, total_macs):,} MACs per sample, "
+          f"{total_params:,} parameters")
     return 0
 
 
-def _model_and_sample(args):
-    if args.input_shape:
-        try:
-            shape = tuple(int(v) for v in args.input_shape.split(","))
-        except ValueError:
-            raise InvalidParameterError(f"--input-shape takes integers like 1,28,28; got {args.input_shape!r}.") from None
-        model, _ = load_model(args.model, args.weights)
-        return model, torch.zeros((1, *shape))
-    if args.data is None and ":" not in args.model:
-        model, info = load_model(args.model, args.weights)
-        return model, torch.zeros((1, *info.input_shape))
-    model, _, data, _ = load_model_and_data(args)
-    return model, data.sample(1)
+def _whole(model, sample, summed: int) -> int:
+    """The whole model's MACs (flop_counter's global count, which also sees work done outside
+    named submodules)."""
+    from approxmap.core.layers import cast_to_model, count_macs
+
+    return max(summed, count_macs(model.eval(), cast_to_model(model, sample)).get("", 0))
+
+
+__all__ = ["add_parser", "run"]

@@ -1,29 +1,29 @@
-"""`approxmap list models|datasets|errors`: what the registries hold."""
+"""`approxmap list models|datasets|errors|targets|engines|criteria`: what the registries hold."""
 
 from __future__ import annotations
 
 import dataclasses
 
-from approxmap.errors import list_error_models
-from approxmap.errors.models import _REGISTRY as ERROR_REGISTRY
-from approxmap.zoo import get_dataset_info, get_model_info, list_datasets, list_models
-
-HELP = "list the registered models, datasets or error models"
+HELP = "list the registered models, datasets, error models, targets, engines or criteria"
+WHAT = ("models", "datasets", "errors", "targets", "engines", "criteria")
 
 
 def add_parser(sub) -> None:
     p = sub.add_parser("list", help=HELP, description=HELP.capitalize() + ".")
-    p.add_argument("what", choices=("models", "datasets", "errors"))
+    p.add_argument("what", choices=WHAT)
     p.add_argument("pattern", nargs="?", default="*", help="glob over names (default *)")
     p.set_defaults(run=run)
 
 
 def run(args) -> int:
-    {"models": _models, "datasets": _datasets, "errors": _errors}[args.what](args.pattern)
+    {"models": _models, "datasets": _datasets, "errors": _errors, "targets": _targets,
+     "engines": _engines, "criteria": _criteria}[args.what](args.pattern)
     return 0
 
 
 def _models(pattern: str) -> None:
+    from approxmap.zoo import get_model_info, list_models
+
     for name in list_models(pattern):
         info = get_model_info(name)
         print(f"{name}\n  {info.description}\n  input: {'x'.join(map(str, info.input_shape))}, "
@@ -32,17 +32,52 @@ def _models(pattern: str) -> None:
 
 
 def _datasets(pattern: str) -> None:
+    from approxmap.zoo import get_dataset_info, list_datasets
+
     for name in list_datasets(pattern):
         info = get_dataset_info(name)
         classes = "unlabeled" if info.num_classes is None else f"{info.num_classes} classes"
         print(f"{name}\n  {info.description}\n  samples: {'x'.join(map(str, info.input_shape))}, "
               f"{classes}\n  source: {info.source} ({info.license})")
-    print("\nAlso: --data npz:FILE (arrays x and y), and the schemes listed in the README.")
+    print("\nAlso: --data npz:FILE (arrays x and y), idx:DIR, folder:DIR (see the README).")
+
+
+def _first_line(obj) -> str:
+    return (obj.__doc__ or "").strip().splitlines()[0] if obj.__doc__ else ""
 
 
 def _errors(pattern: str) -> None:
+    from approxmap.core.errors import get_error_model_class, list_error_models
+
     for name in list_error_models(pattern):
-        cls = ERROR_REGISTRY.get(name)
+        cls = get_error_model_class(name)
         params = ", ".join(f"{f.name}={f.default!r}" for f in dataclasses.fields(cls))
-        doc = (cls.__doc__ or "").strip().splitlines()[0]
-        print(f"{name}({params})\n  {doc}")
+        axis = f"; swept by default: {cls.default_axis}" if cls.default_axis else ""
+        print(f"{name}({params})\n  {_first_line(cls)}{axis}")
+
+
+def _targets(pattern: str) -> None:
+    from approxmap.core.targets import get_target, list_targets
+
+    for name in list_targets(pattern):
+        target = get_target(name)
+        print(f"{name} (hook: {target.hook})\n  {_first_line(target)}")
+
+
+def _engines(pattern: str) -> None:
+    from approxmap.engine.base import get_engine_class, list_engines
+
+    for name in list_engines(pattern):
+        print(f"{name}\n  {_first_line(get_engine_class(name))}")
+
+
+def _criteria(pattern: str) -> None:
+    from approxmap.analysis.significance import get_criterion, list_criteria
+
+    for name in list_criteria(pattern):
+        criterion = get_criterion(name)
+        data = " (needs data)" if criterion.needs_data else ""
+        print(f"{name}{data}\n  {criterion.description}")
+
+
+__all__ = ["add_parser", "run"]

@@ -2,23 +2,22 @@
 
 from __future__ import annotations
 
-import re
-import shlex
-import sys
+import dataclasses
 
-from approxmap.analysis.profile import DEFAULT_SWEEP, ERROR_KINDS, ProfileSpec, profile_layers
-from approxmap.cli.common import (
+from approxmap.analysis.profile import ProfileResult, ProfileSpec, profile_layers
+from approxmap.cli.options import (
     add_model_args,
-    format_table,
-    load_model_and_data,
+    add_out_arg,
+    add_run_args,
     number_list,
-    positive_int,
-    writable_dir,
+    real,
+    trials_int,
 )
-from approxmap.engine.local import LocalEngine
-from approxmap.exceptions import InvalidParameterError
-from approxmap.report.profile_files import write_profile_outputs
-from approxmap.sites import TARGETS
+from approxmap.cli.session import command_line, load, make_run, open_folder, say
+from approxmap.cli.tables import format_table
+from approxmap.core.errors import get_error_model_class, list_error_models
+from approxmap.core.exceptions import InvalidParameterError
+from approxmap.core.targets import list_targets
 
 HELP = "inject errors into each layer alone and measure how accuracy falls as they grow"
 
@@ -28,102 +27,157 @@ def add_parser(sub) -> None:
     add_model_args(p)
     p.add_argument("--layers", nargs="+", metavar="GLOB|TYPE",
                    help="layers by name, glob (conv_layers.*) or type (Conv2d); "
-                        "default: every Conv2d and Linear")
-    p.add_argument("--site", choices=TARGETS, default="output", help="where the error enters")
-    p.add_argument("--error", choices=list(ERROR_KINDS), default="gaussian")
+                        "default: every Conv2d and Linear that runs")
+    p.add_argument("--site", default="output", metavar="TARGET",
+                   help=f"where the error enters: {', '.join(list_targets())} (default output)")
+    p.add_argument("--error", default="gaussian", metavar="NAME",
+                   help=f"a registered error model: {', '.join(list_error_models())} "
+                        "(default gaussian; `approxmap list errors` shows their parameters)")
+    p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                   help="a fixed parameter of the error model, e.g. --param rate=0.01 (repeatable)")
+    p.add_argument("--sweep", metavar="PARAM=LIST",
+                   help="the swept parameter and its values, e.g. std=0:1:5 or rate=0,0.01,0.1 "
+                        "(default: the error model's own axis and values)")
     p.add_argument("--sigma", type=number_list, metavar="LIST|START:STOP:N",
-                   help="error std values to sweep (gaussian/uniform); default "
-                        + ",".join(f"{v:g}" for v in DEFAULT_SWEEP["gaussian"]))
-    p.add_argument("--mean", type=number_list, default=[0.0], metavar="LIST",
+                   help="shorthand for --sweep std=LIST (gaussian, uniform)")
+    p.add_argument("--mean", type=number_list, default=None, metavar="LIST",
                    help="error mean(s); several give a mean x sigma heatmap (default 0)")
     p.add_argument("--rate", type=number_list, metavar="P",
-                   help="fraction of elements hit (default 1); for --error stuck, the "
-                        "list of rates to sweep")
-    p.add_argument("--value", type=float, default=0.0, help="stuck-at value (default 0)")
-    p.add_argument("--scale", choices=("abs", "rel"), default="rel",
-                   help="abs: raw units; rel: multiples of the std of the site's clean "
-                        "values (default)")
-    p.add_argument("--trials", type=positive_int, default=10, help="trials per point (default 10)")
-    p.add_argument("--ci-target", type=float, metavar="PP",
+                   help="fraction of elements hit (default 1); for --error stuck, the list of "
+                        "rates to sweep")
+    p.add_argument("--value", type=real(), default=None, help="stuck-at value (default 0)")
+    p.add_argument("--scale", choices=("abs", "rel"), default=None,
+                   help="abs: raw units; rel: multiples of the std of the site's clean values "
+                        "(default rel)")
+    p.add_argument("--ci-target", type=real(0, 100, closed_low=False), metavar="PP",
                    help="add trials until the 95%% CI half-width is below PP percentage points")
-    p.add_argument("--max-trials", type=positive_int, metavar="N",
+    p.add_argument("--max-trials", type=trials_int, metavar="N",
                    help="most trials per point with --ci-target (default 10 x --trials)")
-    p.add_argument("--budget", type=float, default=1.0, metavar="PP",
+    p.add_argument("--budget", type=real(0, 100), default=1.0, metavar="PP",
                    help="tolerated accuracy drop in percentage points (default 1)")
     p.add_argument("--refine", type=int, nargs="?", const=4, default=0, metavar="STEPS",
-                   help="bisect each threshold STEPS times (default 4 when given)")
-    p.add_argument("--batch-size", type=positive_int, default=250)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", metavar="DIR", help="run folder (default runs/profile-MODEL-DATA)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+                   help="bisect each threshold STEPS times (default 4 when given, at most 20)")
+    add_run_args(p, trials=10)
+    add_out_arg(p, "profile")
     p.set_defaults(run=run)
 
 
+def _coerce(cls, name: str, text: str):
+    """A --param value converted to the type of the error model's field (numbers as numbers)."""
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    if name not in fields:
+        raise InvalidParameterError(
+            f"Error model {cls.kind!r} has no parameter {name!r}; its parameters are "
+            f"{', '.join(sorted(fields))}.")
+    default = fields[name].default
+    try:
+        if isinstance(default, bool):
+            if text.lower() not in ("true", "false", "1", "0"):
+                raise ValueError
+            return text.lower() in ("true", "1")
+        if isinstance(default, int):
+            return int(text)
+        if isinstance(default, float):
+            return float(text)
+    except ValueError:
+        raise InvalidParameterError(
+            f"--param {name}={text}: expected a {type(default).__name__}.") from None
+    return text
+
+
+def _pair(option: str, text: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not name.strip() or not value.strip():
+        raise InvalidParameterError(f"{option} takes NAME=VALUE; got {text!r}.")
+    return name.strip(), value.strip()
+
+
 def spec_from_args(args) -> ProfileSpec:
-    if args.error == "stuck":
-        if args.sigma is not None:
-            raise InvalidParameterError("--sigma applies to gaussian/uniform; sweep --rate for stuck.")
-        sweep, rate = args.rate, 1.0
-    else:
-        if args.rate is not None and len(args.rate) != 1:
+    """The ProfileSpec the flags describe (the classic flags are shorthands of --param/--sweep)."""
+    cls = get_error_model_class(args.error)
+    fields = {f.name for f in dataclasses.fields(cls)}
+    params = {}
+    for item in args.param:
+        name, value = _pair("--param", item)
+        params[name] = _coerce(cls, name, value)
+    axis, sweep = None, None
+    if args.sweep:
+        axis, text = _pair("--sweep", args.sweep)
+        _coerce(cls, axis, "0")  # an unknown parameter is refused here
+        try:
+            sweep = number_list(text)
+        except Exception as exc:  # argparse.ArgumentTypeError: the same one-line message
+            raise InvalidParameterError(f"--sweep {args.sweep}: {exc}") from None
+    stuck_like = "std" not in fields and "rate" in fields
+    if args.sigma is not None:
+        if "std" not in fields or axis not in (None, "std"):
+            raise InvalidParameterError(
+                f"--sigma sweeps the std; error model {args.error!r} has none (use --sweep).")
+        axis, sweep = "std", args.sigma
+    if args.rate is not None:
+        if stuck_like and axis is None:
+            axis, sweep = "rate", args.rate
+        elif len(args.rate) != 1:
             raise InvalidParameterError(f"--rate takes one value for {args.error} errors.")
-        sweep, rate = args.sigma, (args.rate or [1.0])[0]
-    if sweep is not None and min(sweep) < 0:
-        raise InvalidParameterError(f"Swept values must be >= 0. Got {min(sweep):g}.")
-    if not 0 <= rate <= 1:
-        raise InvalidParameterError(f"--rate must be in [0, 1]. Got {rate:g}.")
-    if args.ci_target is not None and not 0 < args.ci_target < 100:
-        raise InvalidParameterError(f"--ci-target must be in (0, 100) percentage points. Got {args.ci_target:g}.")
-    if args.refine < 0:
-        raise InvalidParameterError(f"--refine takes a number of steps >= 0. Got {args.refine}.")
-    if args.seed < 0:
-        raise InvalidParameterError(f"--seed must be >= 0. Got {args.seed}.")
+        else:
+            params["rate"] = args.rate[0]
+    grid_axis, grid = None, ()
+    if args.mean is not None:
+        if "mean" not in fields:
+            raise InvalidParameterError(f"--mean applies to errors with a mean, not {args.error}.")
+        if len(args.mean) > 1:
+            grid_axis, grid = "mean", tuple(args.mean)
+        else:
+            params["mean"] = args.mean[0]
+    for flag, name in ((args.value, "value"), (args.scale, "scale")):
+        if flag is not None:
+            if name not in fields:
+                raise InvalidParameterError(f"--{name} does not apply to {args.error} errors.")
+            params[name] = flag
+    if not 0 <= args.refine <= 20:
+        raise InvalidParameterError(f"--refine takes 0 to 20 steps. Got {args.refine}.")
     return ProfileSpec(
         layers=tuple(args.layers) if args.layers else None, site=args.site, error=args.error,
-        sweep=None if sweep is None else tuple(sweep), means=tuple(args.mean), rate=rate,
-        value=args.value, scale=args.scale, budget_pp=args.budget, refine_steps=args.refine,
-        extra={"command": "approxmap " + shlex.join(sys.argv[1:])},
-    )
+        params=params, axis=axis, sweep=None if sweep is None else tuple(sweep),
+        grid_axis=grid_axis, grid=grid, budget_pp=args.budget, refine_steps=args.refine,
+        extra={"command": command_line()})
 
 
 def run(args) -> int:
     spec = spec_from_args(args)
-    model, _, data, data_name = load_model_and_data(args)
-    out = writable_dir(args.out or f"runs/profile-{_slug(args.model)}-{_slug(data_name)}")
-    profile = profile_layers(
-        model, data, spec, trials=args.trials, seed=args.seed,
-        storage=out / "results.sqlite", batch_size=args.batch_size,
-        ci_target=None if args.ci_target is None else args.ci_target / 100,
-        max_trials=args.max_trials, engine=LocalEngine(progress=not args.quiet),
-        names={"model": args.model, "dataset": data_name},
-    )
-    files = write_profile_outputs(profile, out)
-    print(summary_table(profile))
-    print(f"\nReport: {files['report']}\nData:   {files['json']}, {files['csv']}, "
-          f"{out / 'results.sqlite'}")
+    loaded = load(args)
+    with open_folder(args, loaded, "profile") as folder:
+        settings = {"max_trials": args.max_trials}
+        if args.ci_target is not None:
+            settings["ci_target"] = args.ci_target / 100
+        run_ = make_run(args, folder, **settings)
+        say(args, f"profile: {args.error} errors at the {spec.site} of each layer, {spec.axis} "
+                  f"over {len(spec.sweep)} values x {max(len(spec.grid), 1)}, {run_.trials} "
+                  f"trials each, on {loaded.data.selection}; run folder {folder.path}")
+        result = profile_layers(loaded.model, loaded.data, spec, run_)
+        files = folder.save(result)
+    print(summary_table(result))
+    print(f"\nReport: {files['report']}\nData:   {files['json']}, {folder.path / 'profile.csv'}, "
+          f"{folder.path / 'results.sqlite'}")
     return 0
 
 
-def summary_table(profile: dict) -> str:
-    axis = "sigma" if profile["axis"] == "sigma" else "rate"
-    head = (f"{profile['model']} on {profile['dataset']} ({profile['images']} images): clean "
+def summary_table(result: ProfileResult) -> str:
+    from approxmap.report.renderers import threshold_text
+
+    profile = result.to_dict()
+    head = (f"{profile['model']} on {profile['dataset']} ({profile['selection']}): clean "
             f"accuracy {100 * profile['clean_accuracy']:.2f}%, budget {profile['budget_pp']:g} pp, "
-            f"{profile['error']['kind']} error at the {profile['error']['site']} "
-            f"({profile['error']['scale']} scale)")
+            f"{profile['error']['kind']} error at the {profile['error']['site']}"
+            + (f" ({profile['error']['scale']} scale)" if "scale" in profile["error"] else ""))
     rows = []
     for layer in sorted(profile["layers"], key=lambda r: r["rank"]):
         last = layer["points"][-1]
-        threshold = "fails" if layer["threshold"] is None else (
-            (">=" if layer["threshold_censored"] else "") + f"{layer['threshold']:g}")
         rows.append([str(layer["rank"]), layer["name"], layer["type"], f"{layer['macs']:,}",
-                     threshold, f"{100 * last['accuracy']:.2f}% @ {last['magnitude']:g}"])
-    table = format_table(["rank", "layer", "type", "MACs", f"tolerated {axis}",
+                     threshold_text(layer), f"{100 * last['accuracy']:.2f}% @ {last['magnitude']:g}"])
+    table = format_table(["rank", "layer", "type", "MACs", f"tolerated {profile['axis']}",
                           "accuracy at largest"], rows)
     return head + "\n\n" + table
 
 
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", text.rsplit("/", 1)[-1]).strip("_") or "model"
-
-
-__all__ = ["add_parser", "run"]
+__all__ = ["add_parser", "run", "spec_from_args", "summary_table"]

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import argparse
 
+from approxmap.cli.options import images_int, int_in, seed_int, text
+
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     """Create the `train` subparser."""
@@ -16,15 +18,18 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         description="Deterministic CPU training with the architecture's documented recipe; "
                     "writes <arch>-<data>.safetensors and .json to the cache directory.",
     )
-    parser.add_argument("--arch", required=True, help="architecture, e.g. lenet5 or resnet20")
-    parser.add_argument("--data", default="fashion-mnist", help="training data (fashion-mnist)")
-    parser.add_argument("--epochs", type=int, default=None, help="override the recipe's epochs")
-    parser.add_argument("--seed", type=int, default=0, help="seed of init, shuffling, flips")
-    parser.add_argument("--cache-dir", default=None,
+    parser.add_argument("--arch", required=True, type=text("--arch"),
+                        help="architecture, e.g. lenet5 or resnet20")
+    parser.add_argument("--data", default="fashion-mnist", type=text("--data"),
+                        help="training data (fashion-mnist)")
+    parser.add_argument("--epochs", type=int_in(1, 1000, "a number of epochs"), default=None,
+                        help="override the recipe's epochs")
+    parser.add_argument("--seed", type=seed_int, default=0, help="seed of init, shuffling, flips")
+    parser.add_argument("--cache-dir", default=None, type=text("--cache-dir"),
                         help="checkpoint directory (default: $APPROXMAP_CACHE_DIR, "
                              "$XDG_CACHE_HOME/approxmap or ~/.cache/approxmap)")
-    parser.add_argument("--train-images", type=int, default=None, metavar="N",
-                        help="train on the first N training images only (quick runs)")
+    parser.add_argument("--train-images", type=images_int, default=None, metavar="N",
+                        help="train on N training images only, class-balanced (quick runs)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar or epoch lines")
     parser.set_defaults(run=run)
     return parser
@@ -32,11 +37,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     """Train, then print where the checkpoint went and its test accuracy."""
-    from approxmap.exceptions import InvalidParameterError
-    from approxmap.train import train
+    from approxmap.zoo.training import train
 
-    if args.train_images is not None and args.train_images < 1:
-        raise InvalidParameterError(f"--train-images must be >= 1. Got {args.train_images}.")
     result = train(args.arch, args.data, epochs=args.epochs, seed=args.seed,
                    cache=args.cache_dir, quiet=args.quiet, train_images=args.train_images)
     meta = result.metadata

@@ -1,5 +1,17 @@
-"""Execution of trials: graph split with a prefix cache, trial stacking, metrics."""
+"""The engine layer: the Engine protocol and registry, the local engine (torch.fx graph split
+with a prefix cache), the clean pass, and one-off injection with hooks."""
 
+from approxmap.engine.base import (
+    Calibration,
+    Engine,
+    TrialPlan,
+    create_engine,
+    list_engines,
+    register_engine,
+    resolve_device,
+)
+from approxmap.engine.inject import Injector
 from approxmap.engine.local import LocalEngine
 
-__all__ = ["LocalEngine"]
+__all__ = ["Calibration", "Engine", "Injector", "LocalEngine", "TrialPlan", "create_engine",
+           "list_engines", "register_engine", "resolve_device"]

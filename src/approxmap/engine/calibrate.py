@@ -1,100 +1,124 @@
-"""One clean pass over the evaluation data: reference predictions and site statistics."""
+"""The clean pass: reference predictions and counts, and every site's statistics.
+
+The statistics an error model may ask for (`SiteStats`: moments, ranges, per-channel
+values, a sample for percentiles) are taken where each site's target says (the module's
+output, its input, or a parameter), over the evaluation data or a separate calibration
+split (`stats_data`).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+import warnings
+from collections.abc import Callable, Iterable
 
 import torch
 from torch import nn
 
-from approxmap.engine.metrics import Counts
-from approxmap.exceptions import ApproxmapError, DataError, InvalidParameterError
-from approxmap.sites import Site
-from approxmap.zoo.datasets import EvalData
+from approxmap.core.data import EvalData
+from approxmap.core.exceptions import ApproxmapError, DataError, ModelError
+from approxmap.core.layers import cast_to_model, model_dtype
+from approxmap.core.outputs import check_logits
+from approxmap.core.records import Counts
+from approxmap.core.sites import Site
+from approxmap.core.stats import StatsAccumulator
+from approxmap.engine.base import Calibration, eval_mode
 
-
-@dataclass
-class Calibration:
-    """Clean top-1 predictions (in data order), clean counts and the std of each site."""
-
-    clean_top1: torch.Tensor
-    counts: Counts
-    site_std: dict[str, float] = field(default_factory=dict)
-    sample_bytes: int = 0  # activation bytes per sample, summed over leaf modules
-    num_outputs: int = 0
-
-
-class _Moments:
-    def __init__(self) -> None:
-        self.n, self.s, self.ss = 0, 0.0, 0.0
-
-    def add(self, t: torch.Tensor) -> None:
-        t = t.detach().double()
-        self.n += t.numel()
-        self.s += float(t.sum())
-        self.ss += float((t * t).sum())
-
-    def std(self) -> float:
-        if self.n < 2:
-            return 0.0
-        mean = self.s / self.n
-        return max(self.ss / self.n - mean * mean, 0.0) ** 0.5
-
-
-def _select(t: torch.Tensor, site: Site) -> torch.Tensor:
-    if site.channels is None:
-        return t
-    dim = 0 if site.is_parameter else 1
-    if t.dim() <= dim or max(site.channels) >= t.shape[dim]:
-        raise InvalidParameterError(
-            f"Channel {max(site.channels)} is out of range for {site.key}: the tensor there has "
-            f"shape {tuple(t.shape)}."
-        )
-    return t.index_select(dim, torch.tensor(site.channels))
+Prepare = Callable[[torch.Tensor], torch.Tensor]
 
 
 @torch.no_grad()
-def calibrate(model: nn.Module, data: EvalData, batch_size: int, sites: Iterable[Site]) -> Calibration:
-    """Run the clean model once; raise DataError when the data does not fit the model."""
+def calibrate(model: nn.Module, data: EvalData, batch_size: int, sites: Iterable[Site],
+              stats_data: EvalData | None = None, prepare: Prepare = lambda x: x) -> Calibration:
+    """Run the clean model once over `data` (and `stats_data` for statistics, if given).
+
+    `prepare` moves a batch of inputs to the model's device and dtype.
+
+    Raises:
+        DataError: the data does not fit the model, or the model does not return logits.
+        ModelError: the model's forward raised (on any batch).
+    """
     sites = list(dict.fromkeys(sites))
     modules = dict(model.named_modules())
-    moments = {s.key: _Moments() for s in sites}
-    handles, sizes = [], {}
+    accumulators = {s.key: StatsAccumulator(s.kind.channel_dim) for s in sites}
+    hooks = []
     for site in sites:
         module = site.check(model)
-        if site.is_parameter:
-            moments[site.key].add(_select(getattr(module, site.target), site))
+        static = site.kind.static_tensor(site, module)
+        if static is not None:
+            accumulators[site.key].add(static)
         else:
-            handles.append(_stat_hook(modules[site.module], site, moments[site.key]))
-    for name, module in modules.items():
-        if name and not list(module.children()):
-            handles.append(module.register_forward_hook(_size_hook(name, sizes)))
+            hooks.append((modules[site.module], _stat_hook(site, accumulators[site.key])))
+    sizes: dict[str, int] = {}
+    leaves = [(name, m) for name, m in modules.items() if name and not list(m.children())]
+    handles = [m.register_forward_hook(_size_hook(name, sizes)) for name, m in leaves]
+    if stats_data is None:
+        handles += [m.register_forward_hook(h) for m, h in hooks]
     try:
-        preds, counts, num_outputs = _clean_pass(model, data, batch_size)
+        preds, counts, num_outputs = _clean_pass(model, data, batch_size, prepare)
     finally:
         for handle in handles:
             handle.remove()
-    return Calibration(torch.cat(preds), counts, {k: m.std() for k, m in moments.items()},
+    if stats_data is not None and hooks:
+        handles = [m.register_forward_hook(h) for m, h in hooks]
+        try:
+            for x, _ in stats_data.batches(batch_size):
+                run_model(model, prepare(x))
+        finally:
+            for handle in handles:
+                handle.remove()
+    return Calibration(torch.cat(preds), counts, {k: a.result() for k, a in accumulators.items()},
                        sum(sizes.values()), num_outputs)
 
 
-def _clean_pass(model: nn.Module, data: EvalData, batch_size: int):
+def run_model(model: nn.Module, x: torch.Tensor):
+    """model(x), with any exception raised by the model's own code as one ModelError."""
+    try:
+        return model(x)
+    except ApproxmapError:
+        raise
+    except (KeyboardInterrupt, MemoryError):
+        raise
+    except BaseException as exc:  # user code: SystemExit too must not end the process
+        raise ModelError.from_exception(exc) from None
+
+
+def check_model(model: nn.Module, data: EvalData, samples: int = 2) -> None:
+    """Run the model on the first `samples` inputs and check that it returns logits.
+
+    The check every command makes before any work (and before writing anything). A model
+    held in bfloat16/float16 takes its inputs cast to that dtype (said once, as a warning).
+
+    Raises:
+        DataError: the data does not fit the model, or the output is not (batch, classes).
+        ModelError: the model's forward raised.
+    """
+    dtype = model_dtype(model)
+    if dtype != torch.float32:
+        warnings.warn(f"the model holds {str(dtype).removeprefix('torch.')} parameters; inputs "
+                      f"are cast to {str(dtype).removeprefix('torch.')}.", stacklevel=2)
+    x = data.sample(samples)
+    with torch.no_grad(), eval_mode(model):
+        logits = _first_forward(model, cast_to_model(model, x))
+    check_logits(logits, len(x))
+
+
+def _first_forward(model: nn.Module, x: torch.Tensor):
+    """model(x) for the first batch: an error that reads like a shape mismatch is the data's."""
+    try:
+        return run_model(model, x)
+    except ModelError as exc:
+        if not _shape_mismatch(exc):
+            raise
+        raise DataError(f"Data of sample shape {tuple(x.shape[1:])} does not fit the model: "
+                        f"{exc.detail}") from None
+
+
+def _clean_pass(model: nn.Module, data: EvalData, batch_size: int, prepare: Prepare):
     preds, counts, num_outputs = [], Counts(), 0
     for i, (x, y) in enumerate(data.batches(batch_size)):
-        try:
-            logits = model(x)
-        except ApproxmapError:
-            raise
-        except (RuntimeError, ValueError, TypeError, IndexError) as exc:
-            if i:
-                raise
-            first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
-            raise DataError(
-                f"Data of sample shape {tuple(x.shape[1:])} does not fit the model: {first}"
-            ) from None
-        _check_output(logits, y, len(x))
-        top1 = logits.argmax(dim=1)
+        logits = run_model(model, prepare(x)) if i else _first_forward(model, prepare(x))
+        check_logits(logits, len(x), y)
+        top1 = logits.argmax(dim=1).cpu()
         counts.update(logits, y, top1)
         num_outputs = logits.shape[1]
         preds.append(top1)
@@ -103,23 +127,19 @@ def _clean_pass(model: nn.Module, data: EvalData, batch_size: int):
     return preds, counts, num_outputs
 
 
-def _check_output(logits, labels, batch: int) -> None:
-    if not isinstance(logits, torch.Tensor) or logits.dim() != 2 or len(logits) != batch:
-        raise DataError(
-            f"The model must return logits of shape (batch, classes); got "
-            f"{tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__}."
-        )
-    if labels is not None and len(labels) and (labels.min() < 0 or labels.max() >= logits.shape[1]):
-        raise DataError(
-            f"Labels range over [{int(labels.min())}, {int(labels.max())}] but the model has "
-            f"{logits.shape[1]} outputs: the data does not fit the model."
-        )
+def _shape_mismatch(exc: ModelError) -> bool:
+    """True when a model error on the first batch reads like inputs of the wrong shape."""
+    return getattr(exc, "kind", "") in ("RuntimeError", "ValueError", "IndexError") and any(
+        word in exc.detail for word in ("shape", "size", "channels", "dimension", "mat1"))
 
 
-def _stat_hook(module: nn.Module, site: Site, moments: _Moments):
-    if site.target == "output":
-        return module.register_forward_hook(lambda m, a, out: moments.add(_select(out, site)))
-    return module.register_forward_pre_hook(lambda m, args: moments.add(_select(args[0], site)))
+def _stat_hook(site: Site, acc: StatsAccumulator):
+    def hook(module, args, out):
+        value = site.kind.observed(site, args, out)
+        if value is not None:
+            acc.add(value)
+
+    return hook
 
 
 def _size_hook(name: str, sizes: dict[str, int]):
@@ -128,3 +148,6 @@ def _size_hook(name: str, sizes: dict[str, int]):
             sizes[name] = out[0].numel() * out.element_size()
 
     return hook
+
+
+__all__ = ["calibrate", "check_model", "run_model"]

@@ -14,8 +14,8 @@ from typing import Any
 import torch
 from torch import fx, nn
 
-from approxmap.exceptions import ApproxmapError
-from approxmap.sites import Site
+from approxmap.core.exceptions import ApproxmapError
+from approxmap.core.sites import Site
 
 # Called at a site node with the node's value for all stacked trials; returns the new value.
 NodeHook = Callable[[str, torch.Tensor], torch.Tensor]
@@ -53,9 +53,11 @@ class GraphRunner:
         site_modules = set(site_modules)
         try:
             graph = _SiteTracer(site_modules).trace(model)
-        except Exception as exc:  # fx raises many kinds on untraceable code
-            raise ApproxmapError(f"torch.fx cannot trace the model: {type(exc).__name__}: {exc}") from None
-        self.module = fx.GraphModule(model, graph)  # shares the model's parameters, no copy
+            self.module = fx.GraphModule(model, graph)  # shares the parameters, no copy
+        except Exception as exc:  # fx raises many kinds on untraceable code or module names
+            first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+            raise ApproxmapError(f"torch.fx cannot split the model ({type(exc).__name__}: "
+                                 f"{first})") from None
         self.nodes: list[fx.Node] = list(graph.nodes)
         self._index = {node: i for i, node in enumerate(self.nodes)}
         self._modules = dict(self.module.named_modules())
@@ -78,7 +80,7 @@ class GraphRunner:
         sites = list(sites)
         first = min(self.site_nodes[site.module][0] for site in sites)
         node = self.nodes[first]
-        if all(site.target == "output" for site in sites if site.module == node.target):
+        if all(site.kind.hook == "output" for site in sites if site.module == node.target):
             return Cut(first + 1, node)
         return Cut(first, None)
 

@@ -1,30 +1,7 @@
-"""Reports of analyses: figures (PNG/SVG) and a self-contained report.html."""
+"""The report layer: figures, renderers per result kind, the run folder and report.html."""
 
-from __future__ import annotations
+from approxmap.report.folder import RunFolder, identity_of
+from approxmap.report.html import Figure, Section
+from approxmap.report.renderers import Renderer, register_renderer
 
-from approxmap.report.figures import (
-    plot_curves,
-    plot_heatmap,
-    plot_ranking,
-    render_profile_figures,
-    save_figure,
-)
-from approxmap.report.html import Section, write_report
-from approxmap.report.profile_files import (
-    write_profile_csv,
-    write_profile_json,
-    write_profile_outputs,
-)
-
-__all__ = [
-    "Section",
-    "plot_curves",
-    "plot_heatmap",
-    "plot_ranking",
-    "render_profile_figures",
-    "save_figure",
-    "write_profile_csv",
-    "write_profile_json",
-    "write_profile_outputs",
-    "write_report",
-]
+__all__ = ["Figure", "Renderer", "RunFolder", "Section", "identity_of", "register_renderer"]

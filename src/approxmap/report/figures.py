@@ -18,7 +18,7 @@ from matplotlib import colormaps
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from approxmap.exceptions import InvalidParameterError, UnknownNameError
+from approxmap.core.exceptions import InvalidParameterError, UnknownNameError
 
 PNG_DPI = 130
 COMPACT_LEGEND_ABOVE = 12
@@ -71,6 +71,8 @@ class _HeatmapInfo:
     means: list[float]
     sigmas: list[float]
     accuracy: np.ndarray  # fraction, shape (len(means), len(sigmas)), NaN where missing
+    rows: str = "mean"  # the parameter along the rows
+    columns: str = "sigma"  # the swept parameter along the columns
 
 
 def check_profile(profile: Mapping[str, Any]) -> None:
@@ -273,7 +275,8 @@ def _get_heatmap_info(profile: Mapping[str, Any], layer_name: str) -> _HeatmapIn
         raise InvalidParameterError(
             f"The grid of layer {layer_name!r} must have shape {expected}, got {accuracy.shape}."
         )
-    return _HeatmapInfo(layer_name, list(cell["means"]), list(cell["sigmas"]), accuracy)
+    return _HeatmapInfo(layer_name, list(cell["means"]), list(cell["sigmas"]), accuracy,
+                        cell.get("rows") or "mean", cell.get("columns") or "sigma")
 
 
 def plot_heatmap(profile: Mapping[str, Any], layer_name: str) -> Figure:
@@ -302,8 +305,8 @@ def plot_heatmap(profile: Mapping[str, Any], layer_name: str) -> Figure:
         )
     ax.set_xticks(range(cols), [format_number(s) for s in info.sigmas])
     ax.set_yticks(range(rows), [format_number(m) for m in info.means])
-    ax.set_xlabel("error std σ")
-    ax.set_ylabel("error mean")
+    ax.set_xlabel(_AXIS_LABELS.get(info.columns, info.columns))
+    ax.set_ylabel(f"error {info.rows}")
     ax.set_title(f"{layer_name}: accuracy (%)")
     fig.colorbar(im, ax=ax, label="accuracy (%)")
     return fig

@@ -9,18 +9,12 @@ report.html, next to the resilience profile when the folder has one.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
-from html import escape
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
-
-from approxmap.report.figures import safe_name, save_figure
-from approxmap.report.html import Section, write_report
 
 CLASS_COLORS = {"critical": "#c0392b", "approximable": "#f39c12", "prunable": "#27ae60"}
 ORDER_STYLES = {"smallest": "-", "largest": "--", "random": ":"}
@@ -145,49 +139,5 @@ def plot_tradeoff(levels: Sequence[Mapping[str, Any]]) -> Figure:
     return fig
 
 
-def save_png(fig: Figure, out_dir: str | Path, stem: str) -> Path:
-    """Save as PNG + SVG (report.figures.save_figure) and return the PNG for the report."""
-    return save_figure(fig, out_dir, safe_name(stem))[0]
-
-
-def html_table(header: Sequence[str], rows: Sequence[Sequence[Any]], left: int = 1) -> str:
-    """An HTML table with every cell escaped; the first `left` columns left-aligned."""
-
-    def cells(tag: str, values: Sequence[Any]) -> str:
-        return "".join(f"<{tag}{' class=l' if i < left else ''}>{escape(str(v))}</{tag}>"
-                       for i, v in enumerate(values))
-
-    body = "".join(f"<tr>{cells('td', r)}</tr>" for r in rows)
-    return f"<table><thead><tr>{cells('th', header)}</tr></thead><tbody>{body}</tbody></table>"
-
-
-def join_report(out_dir: str | Path, key: str, section: Section,
-                stub: Mapping[str, Any] | None = None) -> Path:
-    """Store `section` under `key` in out_dir/sections/ and rewrite out_dir/report.html.
-
-    The report holds the folder's profile (profile.json) when there is one, else a summary
-    from `stub` (model, dataset, clean_accuracy), and every stored section in key order.
-    """
-    out = Path(out_dir)
-    folder = out / "sections"
-    folder.mkdir(parents=True, exist_ok=True)
-    record = {"title": section.title, "html": section.html,
-              "figures": [str(Path(p).resolve()) for p in section.figures]}
-    (folder / f"{safe_name(key)}.json").write_text(json.dumps(record))
-    sections = []
-    for path in sorted(folder.glob("*.json")):
-        data = json.loads(path.read_text())
-        figures = [Path(p) for p in data["figures"] if Path(p).is_file()]
-        sections.append(Section(data["title"], data["html"], figures))
-    profile_path = out / "profile.json"
-    if profile_path.is_file():
-        return write_report(json.loads(profile_path.read_text()), out, None, sections)
-    stub = dict(stub or {})
-    profile = {"model": stub.get("model", "?"), "dataset": stub.get("dataset", "?"),
-               "clean_accuracy": stub.get("clean_accuracy", float("nan")), "budget_pp": 0.0,
-               "axis": "sigma", "layers": [], **{k: v for k, v in stub.items() if k == "command"}}
-    return write_report(profile, out, {}, sections)
-
-
-__all__ = ["join_report", "html_table", "plot_agreement", "plot_layer_significance",
-           "plot_order_comparison", "plot_sensitivity", "plot_tradeoff", "save_png"]
+__all__ = ["plot_agreement", "plot_layer_significance", "plot_order_comparison",
+           "plot_sensitivity", "plot_tradeoff"]

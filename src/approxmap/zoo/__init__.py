@@ -3,7 +3,6 @@
 from approxmap.zoo.checkpoints import load_state_dict
 from approxmap.zoo.datasets import (
     DatasetInfo,
-    EvalData,
     create_dataset,
     get_dataset_info,
     list_datasets,
@@ -19,7 +18,6 @@ from approxmap.zoo.models import (
 
 __all__ = [
     "DatasetInfo",
-    "EvalData",
     "ModelInfo",
     "create_dataset",
     "create_model",

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from approxmap.registry import Registry
+from approxmap.core.registry import Registry
 from approxmap.zoo.models import Normalize
 
 FASHION_MEAN, FASHION_STD = (0.2860,), (0.3530,)

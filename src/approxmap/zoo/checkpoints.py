@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from approxmap.exceptions import CheckpointError
+from approxmap.core.exceptions import CheckpointError
 
 
 def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:

@@ -1,96 +1,19 @@
-"""Evaluation data (tensors or batches), the dataset registry and data specs (`npz:FILE`)."""
+"""The dataset registry and data specs (`npz:FILE`, registered schemes)."""
 
 from __future__ import annotations
 
 import gzip
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from approxmap.exceptions import DataError, InvalidParameterError
-from approxmap.registry import Registry
+from approxmap.core.data import EvalData
+from approxmap.core.exceptions import DataError, InvalidParameterError
+from approxmap.core.registry import Registry
 from approxmap.zoo.packages import package_file
-
-Batch = tuple[torch.Tensor, torch.Tensor | None]
-
-
-class EvalData:
-    """Evaluation inputs and optional integer labels, served in batches.
-
-    Either in-memory tensors (`EvalData(x, y)`) or a re-iterable of (inputs, labels) batches
-    (`EvalData.from_batches(loader)`), e.g. a DataLoader. Labels may be None (label-free).
-    """
-
-    def __init__(self, x: torch.Tensor, y: torch.Tensor | None = None, name: str = "tensors"):
-        if not isinstance(x, torch.Tensor) or x.dim() < 2:
-            raise DataError(f"Inputs must be a tensor with a batch dimension; got {_shape(x)}.")
-        if y is not None and (y.dim() != 1 or len(y) != len(x)):
-            raise DataError(f"Labels must be a 1-d tensor of length {len(x)}; got {_shape(y)}.")
-        self.x = x.float()
-        self.y = None if y is None else y.long()
-        self.name = name
-        self._batches: Iterable[Batch] | None = None
-
-    @classmethod
-    def from_batches(cls, batches: Iterable, name: str = "batches") -> EvalData:
-        """Wrap a re-iterable of (inputs, labels) batches; a one-shot iterator is materialized."""
-        if iter(batches) is batches:
-            batches = list(batches)
-        data = cls.__new__(cls)
-        data.x, data.y, data.name, data._batches = None, None, name, batches
-        return data
-
-    def __len__(self) -> int:
-        if self.x is not None:
-            return len(self.x)
-        return sum(len(x) for x, _ in self._iter_given())
-
-    @property
-    def labeled(self) -> bool:
-        if self.x is not None:
-            return self.y is not None
-        first = next(iter(self._iter_given()), (None, None))
-        return first[1] is not None
-
-    def sample(self, n: int = 2) -> torch.Tensor:
-        """The first n inputs (for shape checks and tracing)."""
-        if self.x is not None:
-            return self.x[:n]
-        return next(iter(self._iter_given()))[0][:n]
-
-    def batches(self, batch_size: int) -> Iterator[Batch]:
-        if self.x is None:
-            yield from self._iter_given()
-            return
-        for start in range(0, len(self.x), batch_size):
-            end = start + batch_size
-            yield self.x[start:end], None if self.y is None else self.y[start:end]
-
-    def _iter_given(self) -> Iterator[Batch]:
-        for item in self._batches:
-            if isinstance(item, torch.Tensor):
-                yield item.float(), None
-            else:
-                x, y = item[0], item[1]
-                yield x.float(), None if y is None else y.long()
-
-    def subset(self, images: int | None) -> EvalData:
-        """The first `images` samples (all when None)."""
-        if images is None:
-            return self
-        if images < 1:
-            raise InvalidParameterError(f"--images must be >= 1. Got {images}.")
-        if self.x is None:
-            raise InvalidParameterError("Cannot take a subset of batched data; pass fewer batches.")
-        y = None if self.y is None else self.y[:images]
-        return EvalData(self.x[:images], y, self.name)
-
-
-def _shape(obj) -> str:
-    return str(tuple(obj.shape)) if hasattr(obj, "shape") else type(obj).__name__
 
 
 @dataclass(frozen=True)

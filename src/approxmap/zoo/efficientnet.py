@@ -24,7 +24,7 @@ from collections.abc import Iterator
 import torch
 from torch import nn
 
-from approxmap.exceptions import CheckpointError
+from approxmap.core.exceptions import CheckpointError
 from approxmap.zoo.checkpoints import load_weights_into
 from approxmap.zoo.models import Normalize, register_model
 from approxmap.zoo.packages import package_file
@@ -107,6 +107,7 @@ class EfficientNetLite0(nn.Module):
 
 @register_model(
     "efficientnet-lite0",
+    architecture=EfficientNetLite0,
     input_shape=(3, 224, 224),
     num_classes=1000,
     normalization="RGB input in [0,1]; the model normalizes as the TF-Lite original: "

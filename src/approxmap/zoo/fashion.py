@@ -15,8 +15,9 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from approxmap.exceptions import DataError
-from approxmap.zoo.datasets import EvalData, register_dataset
+from approxmap.core.data import EvalData
+from approxmap.core.exceptions import DataError
+from approxmap.zoo.datasets import register_dataset
 from approxmap.zoo.idx import load_idx_pair
 
 FASHION_DIR_ENV = "APPROXMAP_FASHION_MNIST_DIR"

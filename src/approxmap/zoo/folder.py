@@ -20,8 +20,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from approxmap.exceptions import DataError, InvalidParameterError
-from approxmap.zoo.datasets import Batch, EvalData, register_data_scheme
+from approxmap.core.data import Batch, EvalData
+from approxmap.core.exceptions import DataError
+from approxmap.zoo.datasets import register_data_scheme
 
 RESIZE, CROP = 256, 224
 EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm"}
@@ -46,11 +47,13 @@ def decode_image(path: Path) -> torch.Tensor:
 class FolderData(EvalData):
     """EvalData over image files, decoded batch by batch (nothing is held in memory)."""
 
-    def __init__(self, files: list[Path], labels: list[int] | None, name: str) -> None:
+    def __init__(self, files: list[Path], labels: list[int] | None, name: str,
+                 selection: str = "") -> None:
         if not files:
             raise DataError(f"No images ({', '.join(sorted(EXTENSIONS))}) found for {name}.")
         self.x, self.y, self.name, self._batches = None, None, name, None
         self.files, self.labels = list(files), labels
+        self.selection = selection or f"all {len(self.files)} images"
 
     def __len__(self) -> int:
         return len(self.files)
@@ -72,13 +75,13 @@ class FolderData(EvalData):
     def _iter_given(self) -> Iterator[Batch]:
         yield from self.batches(64)
 
-    def subset(self, images: int | None) -> EvalData:
-        if images is None:
-            return self
-        if images < 1:
-            raise InvalidParameterError(f"--images must be >= 1. Got {images}.")
-        labels = None if self.labels is None else self.labels[:images]
-        return FolderData(self.files[:images], labels, self.name)
+    def all_labels(self) -> torch.Tensor | None:
+        return None if self.labels is None else torch.tensor(self.labels)
+
+    def _select(self, index: torch.Tensor, selection: str) -> EvalData:
+        picked = index.tolist()
+        labels = None if self.labels is None else [self.labels[i] for i in picked]
+        return FolderData([self.files[i] for i in picked], labels, self.name, selection)
 
 
 def _images_in(directory: Path) -> list[Path]:

@@ -20,8 +20,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from approxmap.exceptions import DataError
-from approxmap.zoo.datasets import EvalData, register_data_scheme
+from approxmap.core.data import EvalData
+from approxmap.core.exceptions import DataError
+from approxmap.zoo.datasets import register_data_scheme
 
 IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 SPLIT_PREFIXES = {"train": ("train",), "test": ("t10k", "test")}

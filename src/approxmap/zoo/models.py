@@ -12,8 +12,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from approxmap.exceptions import ApproxmapError, CheckpointError, InvalidParameterError
-from approxmap.registry import Registry
+from approxmap.core.exceptions import (
+    CheckpointError,
+    InvalidParameterError,
+    ModelError,
+)
+from approxmap.core.registry import Registry
 from approxmap.zoo.checkpoints import load_weights_into
 from approxmap.zoo.packages import package_file
 
@@ -24,6 +28,7 @@ class ModelInfo:
 
     name: str
     factory: Callable[[], nn.Module]
+    architecture: Callable[[], nn.Module]
     input_shape: tuple[int, ...]
     num_classes: int
     normalization: str
@@ -37,11 +42,14 @@ class ModelInfo:
 _MODELS: Registry[ModelInfo] = Registry("model")
 
 
-def register_model(name: str, **info) -> Callable[[Callable[[], nn.Module]], Callable[[], nn.Module]]:
-    """Decorator registering a factory (returning the model with its weights) under `name`."""
+def register_model(name: str, *, architecture: Callable[[], nn.Module] | None = None,
+                   **info) -> Callable[[Callable[[], nn.Module]], Callable[[], nn.Module]]:
+    """Decorator registering a factory (returning the model with its weights) under `name`;
+    `architecture` builds it untrained (default: the factory itself)."""
 
     def wrap(factory: Callable[[], nn.Module]) -> Callable[[], nn.Module]:
-        _MODELS.register(name, ModelInfo(name=name, factory=factory, **info))
+        _MODELS.register(name, ModelInfo(name=name, factory=factory,
+                                         architecture=architecture or factory, **info))
         return factory
 
     return wrap
@@ -55,12 +63,20 @@ def get_model_info(name: str) -> ModelInfo:
     return _MODELS.get(name)
 
 
-def create_model(name: str) -> nn.Module:
-    """Build a zoo model with its trained weights, in eval mode.
+def create_model(name: str, pretrained: bool = True) -> nn.Module:
+    """Build a zoo model in eval mode: with its trained weights, or the bare architecture
+    (`pretrained=False`, untrained: for layer tables and MAC counts; the timm convention).
+
+    Raises:
+        UnknownNameError: no zoo model of that name.
+        CheckpointError: its weights are missing or unreadable.
 
     >>> model = create_model("mnist-cnn")  # doctest: +SKIP
     """
-    return _MODELS.get(name).factory().eval()
+    info = _MODELS.get(name)
+    if not pretrained:
+        return info.architecture().eval()
+    return info.factory().eval()
 
 
 def load_model(spec: str, weights: str | Path | None = None) -> tuple[nn.Module, ModelInfo | None]:
@@ -77,8 +93,8 @@ def load_model(spec: str, weights: str | Path | None = None) -> tuple[nn.Module,
     factory = _import_factory(spec)
     try:
         model = factory()
-    except Exception as exc:  # user code: report it as one line
-        raise ApproxmapError(f"Model factory {spec!r} raised {type(exc).__name__}: {exc}") from None
+    except (Exception, SystemExit) as exc:  # user code: one line (a real Ctrl-C goes through)
+        raise ModelError.from_exception(exc, f"Model factory {spec!r}") from None
     if not isinstance(model, nn.Module):
         raise InvalidParameterError(
             f"Model factory {spec!r} must return a torch.nn.Module, got {type(model).__name__}."
@@ -90,6 +106,10 @@ def load_model(spec: str, weights: str | Path | None = None) -> tuple[nn.Module,
 
 def _import_factory(spec: str) -> Callable[[], nn.Module]:
     location, _, attr = spec.rpartition(":")
+    if not location.strip() or not attr.isidentifier():
+        raise InvalidParameterError(
+            f"--model {spec!r} is not a model spec: give a zoo name, path/to/file.py:factory or "
+            "package.module:factory.")
     if location.endswith(".py") or "/" in location:
         path = Path(location)
         if not path.is_file():
@@ -100,13 +120,19 @@ def _import_factory(spec: str) -> Callable[[], nn.Module]:
         sys.modules[module_name] = module
         try:
             module_spec.loader.exec_module(module)
-        except Exception as exc:
-            raise ApproxmapError(f"Cannot import model file {path}: {type(exc).__name__}: {exc}") from None
+        except (Exception, SystemExit) as exc:
+            sys.modules.pop(module_name, None)
+            raise ModelError.from_exception(exc, f"Importing model file {path}") from None
     else:
+        if not all(part.isidentifier() for part in location.split(".")):
+            raise InvalidParameterError(
+                f"--model {spec!r}: {location!r} is not a module name (package.module).")
         try:
             module = importlib.import_module(location)
         except ImportError as exc:
             raise InvalidParameterError(f"Cannot import model module {location!r}: {exc}") from None
+        except (Exception, SystemExit) as exc:
+            raise ModelError.from_exception(exc, f"Importing model module {location!r}") from None
     factory = getattr(module, attr, None)
     if not callable(factory):
         raise InvalidParameterError(f"{location!r} has no callable named {attr!r} (from --model).")
@@ -149,6 +175,7 @@ class MnistCNN(nn.Module):
 
 @register_model(
     "mnist-cnn",
+    architecture=MnistCNN,
     input_shape=(1, 28, 28),
     num_classes=10,
     normalization="input in [0,1]; the model normalizes with mean 0.1307, std 0.3081",

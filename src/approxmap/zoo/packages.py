@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-from approxmap.exceptions import ApproxmapError
+from approxmap.core.exceptions import ApproxmapError
 
 
 def package_file(package: str, relative: str, install: str,

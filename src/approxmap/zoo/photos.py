@@ -16,8 +16,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from approxmap.exceptions import DataError
-from approxmap.zoo.datasets import EvalData, register_dataset
+from approxmap.core.data import EvalData
+from approxmap.core.exceptions import DataError
+from approxmap.zoo.datasets import register_dataset
 from approxmap.zoo.packages import package_file
 
 SIZE = 224

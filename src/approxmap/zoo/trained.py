@@ -1,12 +1,16 @@
-"""The checkpoint cache and the zoo entries of the models trained with `approxmap train`.
+"""The zoo entries of the models trained by approxmap, their shipped weights and the cache.
 
-Checkpoints live in `$APPROXMAP_CACHE_DIR`, else `$XDG_CACHE_HOME/approxmap`, else
-`~/.cache/approxmap`, as `<arch>-<data>.safetensors` plus `<arch>-<data>.json` (recipe,
-seed, accuracies, versions). `create_model("lenet5")` loads the cached checkpoint; when it is
-missing the error gives the command that trains it.
+lenet5, vgg-small and resnet20 ship trained weights inside the package
+(`zoo/weights/<arch>-fashion-mnist.safetensors`, with a JSON holding the recipe, the seed,
+the thread count and the per-epoch accuracies), made by `approxmap train --arch ARCH` with
+seed 0 and 2 threads; `approxmap train` reproduces them (bit-identical for the same seed and
+thread count). Architectures without shipped weights (vgg16-cifar) load the checkpoint that
+`approxmap train` wrote to the cache: `$APPROXMAP_CACHE_DIR`, else
+`$XDG_CACHE_HOME/approxmap`, else `~/.cache/approxmap`; when it is missing the error gives
+the command that trains it.
 
->>> checkpoint_path("lenet5")  # doctest: +SKIP
-PosixPath('/home/me/.cache/approxmap/lenet5-fashion-mnist.safetensors')
+>>> checkpoint_path("vgg16-cifar", "fashion-mnist-3x32")  # doctest: +SKIP
+PosixPath('/home/me/.cache/approxmap/vgg16-cifar-fashion-mnist-3x32.safetensors')
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from pathlib import Path
 
 from torch import nn
 
-from approxmap.exceptions import CheckpointError
+from approxmap.core.exceptions import CheckpointError
 from approxmap.zoo.archs import ARCHS, build_arch
 from approxmap.zoo.checkpoints import load_weights_into
 from approxmap.zoo.models import register_model
@@ -60,18 +64,40 @@ def train_command(arch: str, data: str = TRAIN_DATA) -> str:
     return f"approxmap train --arch {arch} --data {data}"
 
 
+SHIPPED = Path(__file__).parent / "weights"
+
+
+def shipped_path(arch: str, data: str = TRAIN_DATA) -> Path:
+    """Where the package keeps the trained weights of `arch` (may not exist)."""
+    return SHIPPED / f"{arch}-{data}.safetensors"
+
+
 def load_trained(arch: str, data: str = TRAIN_DATA,
                  directory: str | Path | None = None) -> nn.Module:
-    """Build `arch` and load its cached checkpoint; if absent, CheckpointError with the command."""
-    path = checkpoint_path(arch, data, directory)
+    """Build `arch` with its shipped weights, else its cached checkpoint.
+
+    Raises:
+        CheckpointError: neither exists (the message gives the command that trains it).
+    """
+    path = shipped_path(arch, data)
+    if not path.is_file():
+        path = checkpoint_path(arch, data, directory)
     if not path.is_file():
         raise CheckpointError(f"No trained checkpoint for {arch!r} at {path}. "
                               f"Train it with: {train_command(arch, data)}")
     return load_weights_into(build_arch(arch), path)
 
 
+def shipped_metadata(arch: str, data: str = TRAIN_DATA) -> dict:
+    """The JSON shipped beside the weights (recipe, seed, accuracies), or the cache's."""
+    try:
+        return json.loads(shipped_path(arch, data).with_suffix(".json").read_text())
+    except (OSError, ValueError):
+        return read_metadata(arch, data)
+
+
 def _accuracy_text(arch: str, eval_data: str) -> str:
-    meta = read_metadata(arch)
+    meta = shipped_metadata(arch)
     acc = meta.get("test_accuracy")
     if not isinstance(acc, (int, float)):
         return f"not trained yet (run: {train_command(arch)})"
@@ -87,11 +113,12 @@ def _register(arch: str, eval_data: str) -> None:
         input_shape=info.input_shape,
         num_classes=info.num_classes,
         normalization=info.normalization,
-        source=f"trained locally on fashion-mnist-train by `{train_command(arch)}` (cached)",
+        source=f"trained by approxmap on fashion-mnist-train (`{train_command(arch)}`, seed 0)",
         license="MIT (approxmap code and Fashion-MNIST data)",
         clean_accuracy=_accuracy_text(arch, eval_data),
         description=info.description,
         datasets=(eval_data,),
+        architecture=lambda: build_arch(arch),
     )(lambda: load_trained(arch))
 
 

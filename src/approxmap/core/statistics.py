@@ -1,4 +1,9 @@
-"""Interval estimates for accuracies measured over repeated trials."""
+"""Interval estimates for accuracies measured over repeated trials.
+
+- `mean_ci`: the Student-t confidence interval of the mean of per-trial accuracies.
+- `wilson`: the Wilson score interval of a binomial proportion (Wilson, JASA 1927), used for
+  pooled counts (accuracy over all trials' samples, SDC and DUE rates).
+"""
 
 from __future__ import annotations
 
@@ -50,7 +55,20 @@ class Summary:
     agreement: float
     nonfinite: int
     loss: float
+    samples: int = 0
+    sdc: int = 0
+    masked: int = 0
 
     @property
     def half_width(self) -> float:
         return (self.ci_high - self.ci_low) / 2
+
+    @property
+    def sdc_rate(self) -> float:
+        """Fraction of evaluated samples with a silent data corruption (top-1 changed)."""
+        return self.sdc / self.samples if self.samples else float("nan")
+
+    @property
+    def due_rate(self) -> float:
+        """Fraction of evaluated samples with a NaN/Inf output (DUE-like)."""
+        return self.nonfinite / self.samples if self.samples else float("nan")

@@ -28,3 +28,18 @@ class DataError(ApproxmapError):
 
 class StoreError(ApproxmapError):
     """The results store cannot be used for this campaign."""
+
+
+class ModelError(ApproxmapError):
+    """The model's own code (its factory or forward) raised; `kind` names the exception."""
+
+    def __init__(self, message: str, kind: str = "", detail: str = "") -> None:
+        super().__init__(message)
+        self.kind, self.detail = kind, detail
+
+    @classmethod
+    def from_exception(cls, exc: BaseException, where: str = "The model's forward") -> ModelError:
+        text = str(exc).strip()
+        detail = text.splitlines()[0][:200] if text else ""
+        kind = type(exc).__name__
+        return cls(f"{where} raised {kind}" + (f": {detail}" if detail else ""), kind, detail)

@@ -7,7 +7,7 @@ import fnmatch
 from collections.abc import Iterator
 from typing import Generic, TypeVar
 
-from approxmap.exceptions import UnknownNameError
+from approxmap.core.exceptions import UnknownNameError
 
 T = TypeVar("T")
 

@@ -38,9 +38,9 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from approxmap.exceptions import ApproxmapError, InvalidParameterError
+from approxmap.core.data import EvalData
+from approxmap.core.exceptions import ApproxmapError, InvalidParameterError
 from approxmap.zoo.archs import ARCHS
-from approxmap.zoo.datasets import EvalData
 from approxmap.zoo.fashion import load_fashion_mnist, to_3x32
 from approxmap.zoo.trained import TRAIN_DATA, cache_dir, checkpoint_path, metadata_path
 
@@ -56,6 +56,7 @@ class Recipe:
     momentum: float = 0.9
     warmup: float = 0.15
     flip: bool = False
+    schedule: str = "onecycle"  # or "cosine": cosine annealing from lr, no warm-up
 
 
 RECIPES = {
@@ -154,6 +155,8 @@ def _deterministic() -> Iterator[None]:
 def _optimizer(model: nn.Module, recipe: Recipe, steps: int):
     optimizer = torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum,
                                 nesterov=True, weight_decay=recipe.weight_decay)
+    if recipe.schedule == "cosine":
+        return optimizer, torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, max(steps, 1))
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
         optimizer, max_lr=recipe.lr, total_steps=max(steps, 1), pct_start=recipe.warmup,
         anneal_strategy="cos", cycle_momentum=False, div_factor=25.0, final_div_factor=1e3,
@@ -161,29 +164,47 @@ def _optimizer(model: nn.Module, recipe: Recipe, steps: int):
     return optimizer, scheduler
 
 
-def train_model(arch: str, train_data: EvalData, test_data: EvalData, recipe: Recipe,
-                seed: int = 0, quiet: bool = False) -> TrainResult:
-    """Train a fresh `arch` with `recipe` on in-memory data; test accuracy after every epoch."""
-    generator = torch.Generator().manual_seed(seed)
-    model = build_seeded(arch, generator).to(memory_format=torch.channels_last)
+def fit(model: nn.Module, train_data: EvalData, recipe: Recipe, generator: torch.Generator,
+        test_data: EvalData | None = None, quiet: bool = True, desc: str = "train") -> list[dict]:
+    """Train `model` in place with `recipe` (SGD, seeded shuffling and flips from `generator`,
+    deterministic algorithms); returns one history entry per epoch.
+
+    Raises:
+        InvalidParameterError: the data is not in-memory and labeled.
+    """
+    if train_data.x is None or train_data.y is None:
+        raise InvalidParameterError("Training needs in-memory labeled data.")
+    model.to(memory_format=torch.channels_last)
     steps_per_epoch = sum(1 for s in range(0, len(train_data), recipe.batch_size)
                           if len(train_data) - s >= 2)
     optimizer, scheduler = _optimizer(model, recipe, recipe.epochs * steps_per_epoch)
     history = []
     with _deterministic(), tqdm(total=recipe.epochs * steps_per_epoch, disable=quiet,
-                                desc=f"train {arch}", unit="batch", leave=False) as bar:
+                                desc=desc, unit="batch", leave=False) as bar:
         for epoch in range(1, recipe.epochs + 1):
             started = time.perf_counter()
             batches = _batches(train_data, recipe, generator)
             loss, train_acc = _train_epoch(model, optimizer, scheduler, batches, bar)
-            test_acc = evaluate(model, test_data)
-            history.append(dict(epoch=epoch, train_loss=round(loss, 5), train_accuracy=train_acc,
-                                test_accuracy=test_acc,
-                                seconds=round(time.perf_counter() - started, 2)))
+            entry = dict(epoch=epoch, train_loss=round(loss, 5), train_accuracy=train_acc)
+            if test_data is not None:
+                entry["test_accuracy"] = evaluate(model, test_data)
+            entry["seconds"] = round(time.perf_counter() - started, 2)
+            history.append(entry)
             if not quiet:
+                test = (f", test acc {100 * entry['test_accuracy']:.2f}%"
+                        if test_data is not None else "")
                 bar.write(f"epoch {epoch}/{recipe.epochs}: loss {loss:.4f}, "
-                          f"train acc {100 * train_acc:.2f}%, test acc {100 * test_acc:.2f}%")
-    model = model.to(memory_format=torch.contiguous_format).eval()
+                          f"train acc {100 * train_acc:.2f}%{test}")
+    model.to(memory_format=torch.contiguous_format).eval()
+    return history
+
+
+def train_model(arch: str, train_data: EvalData, test_data: EvalData, recipe: Recipe,
+                seed: int = 0, quiet: bool = False) -> TrainResult:
+    """Train a fresh `arch` with `recipe` on in-memory data; test accuracy after every epoch."""
+    generator = torch.Generator().manual_seed(seed)
+    model = build_seeded(arch, generator)
+    history = fit(model, train_data, recipe, generator, test_data, quiet, f"train {arch}")
     return TrainResult(model=model, history=history)
 
 
@@ -223,7 +244,7 @@ def train(arch: str, data: str = TRAIN_DATA, *, epochs: int | None = None, seed:
 
 
 def _metadata(arch, data, recipe, seed, history, seconds, train_images) -> dict:
-    from approxmap import __version__
+    from approxmap.core.version import __version__
 
     return dict(
         arch=arch, data=data, recipe=asdict(recipe), seed=seed, epochs=recipe.epochs,

@@ -8,8 +8,12 @@ Every model acts on a tensor with an explicit `torch.Generator`:
 torch.Size([3])
 
 `scale="rel"` means the magnitudes are multiples of a reference std (the std of the clean
-values at the injection site, measured by the engine); `resolve(ref_std)` turns such a
-model into the equivalent absolute one.
+values at the injection site, measured by the engine's calibration pass); `resolve(stats)`
+turns such a model into the equivalent absolute one, given the site's `SiteStats`. A model
+may use any statistic it needs there (std, absmax, min/max, per channel).
+
+Every registered model can be swept by `approxmap profile --error NAME --sweep PARAM=LIST`:
+`default_axis` and `default_sweep` say what is swept when nothing is given.
 """
 
 from __future__ import annotations
@@ -23,8 +27,9 @@ from typing import Any, ClassVar
 
 import torch
 
-from approxmap.exceptions import InvalidParameterError
-from approxmap.registry import Registry
+from approxmap.core.exceptions import InvalidParameterError, ModelError
+from approxmap.core.registry import Registry
+from approxmap.core.stats import SiteStats
 
 _REGISTRY: Registry[type[ErrorModel]] = Registry("error model")
 SCALES = ("abs", "rel")
@@ -45,13 +50,26 @@ def list_error_models(pattern: str = "*") -> list[str]:
     return _REGISTRY.names(pattern)
 
 
+def get_error_model_class(name: str) -> type[ErrorModel]:
+    """The class registered under `name` (UnknownNameError with close matches if none)."""
+    return _REGISTRY.get(name)
+
+
 def create_error_model(name: str, **params: Any) -> ErrorModel:
-    """Build a registered error model by name, e.g. `create_error_model("gaussian", std=0.1)`."""
+    """Build a registered error model by name, e.g. `create_error_model("gaussian", std=0.1)`.
+
+    Raises:
+        UnknownNameError: no model of that name.
+        InvalidParameterError: a parameter the model does not have, or out of range.
+    """
     cls = _REGISTRY.get(name)
-    try:
-        return cls(**params)
-    except TypeError as exc:
-        raise InvalidParameterError(f"Bad parameters for error model {name!r}: {exc}") from None
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = [k for k in params if k not in known]
+    if unknown:
+        raise InvalidParameterError(
+            f"Error model {name!r} has no parameter {unknown[0]!r}; its parameters are "
+            f"{', '.join(sorted(known)) or 'none'}.")
+    return cls(**params)
 
 
 def error_model_from_dict(data: dict[str, Any]) -> ErrorModel:
@@ -85,16 +103,23 @@ class ErrorModel:
     """Base class: `apply(tensor, generator)` returns a new tensor, never modifies its input."""
 
     kind: ClassVar[str] = "abstract"
+    default_axis: ClassVar[str | None] = None
+    default_sweep: ClassVar[tuple[float, ...]] = ()
 
     def apply(self, tensor: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         raise NotImplementedError
 
     @property
     def relative(self) -> bool:
+        """True when apply() needs the site's statistics first (see resolve)."""
         return getattr(self, "scale", "abs") == "rel"
 
-    def resolve(self, ref_std: float) -> ErrorModel:
-        """The absolute-scale equivalent of this model for a site whose clean std is ref_std."""
+    def resolve(self, stats: SiteStats) -> ErrorModel:
+        """The model ready to apply at a site whose clean values have these statistics.
+
+        Absolute models return themselves; `scale="rel"` models scale their magnitudes by
+        `stats.std`.
+        """
         return self
 
     def is_identity(self) -> bool:
@@ -135,7 +160,7 @@ class _Additive(ErrorModel):
     def apply(self, tensor: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         if self.relative:
             raise InvalidParameterError(
-                f"{self.label()} is relative: resolve(ref_std) it before applying"
+                f"{self.label()} is relative: resolve(stats) it before applying"
             )
         if self.is_identity():
             return tensor
@@ -145,21 +170,34 @@ class _Additive(ErrorModel):
             noise.mul_(mask)
         return noise.add_(tensor)
 
-    def resolve(self, ref_std: float) -> ErrorModel:
+    def resolve(self, stats: SiteStats) -> ErrorModel:
         if not self.relative:
             return self
         return dataclasses.replace(
-            self, std=self.std * ref_std, mean=self.mean * ref_std, scale="abs"
-        )
+            self, std=_scaled(self, "std", stats.std), mean=_scaled(self, "mean", stats.std),
+            scale="abs")
 
     def is_identity(self) -> bool:
         return self.rate == 0.0 or (self.std == 0.0 and self.mean == 0.0)
+
+
+def _scaled(model: ErrorModel, name: str, ref: float) -> float:
+    """A relative magnitude times the site's reference value, refused when not finite."""
+    value = getattr(model, name) * ref
+    if not math.isfinite(value):
+        raise InvalidParameterError(
+            f"The {name!r} of {model.label()} times the site's clean std ({ref:g}) is not a "
+            "finite number; use a smaller relative magnitude.")
+    return value
 
 
 @register_error_model("gaussian")
 @dataclass(frozen=True)
 class Gaussian(_Additive):
     """Additive N(mean, std^2) error on a fraction `rate` of the elements."""
+
+    default_axis: ClassVar[str] = "std"
+    default_sweep: ClassVar[tuple[float, ...]] = (0.0, 0.1, 0.2, 0.5, 1.0, 2.0)
 
     def _draw(self, tensor: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         return torch.normal(self.mean, self.std, tensor.shape, generator=generator,
@@ -170,6 +208,9 @@ class Gaussian(_Additive):
 @dataclass(frozen=True)
 class Uniform(_Additive):
     """Additive uniform error with the given mean and std: U(mean - sqrt(3) std, mean + sqrt(3) std)."""
+
+    default_axis: ClassVar[str] = "std"
+    default_sweep: ClassVar[tuple[float, ...]] = (0.0, 0.1, 0.2, 0.5, 1.0, 2.0)
 
     def _draw(self, tensor: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         half_width = math.sqrt(3.0) * self.std
@@ -182,6 +223,9 @@ class Uniform(_Additive):
 @dataclass(frozen=True)
 class StuckAt(ErrorModel):
     """A fraction `rate` of the elements is stuck at `value` (e.g. 0, a dead unit)."""
+
+    default_axis: ClassVar[str] = "rate"
+    default_sweep: ClassVar[tuple[float, ...]] = (0.0, 0.001, 0.01, 0.05, 0.1, 0.5)
 
     value: float = 0.0
     rate: float = 1.0
@@ -198,7 +242,7 @@ class StuckAt(ErrorModel):
     def apply(self, tensor: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         if self.relative:
             raise InvalidParameterError(
-                f"{self.label()} is relative: resolve(ref_std) it before applying"
+                f"{self.label()} is relative: resolve(stats) it before applying"
             )
         if self.rate == 0.0:
             return tensor
@@ -207,10 +251,10 @@ class StuckAt(ErrorModel):
             return torch.full_like(tensor, self.value)
         return torch.where(mask, torch.as_tensor(self.value, dtype=tensor.dtype), tensor)
 
-    def resolve(self, ref_std: float) -> ErrorModel:
+    def resolve(self, stats: SiteStats) -> ErrorModel:
         if not self.relative:
             return self
-        return dataclasses.replace(self, value=self.value * ref_std, scale="abs")
+        return dataclasses.replace(self, value=_scaled(self, "value", stats.std), scale="abs")
 
     def is_identity(self) -> bool:
         return self.rate == 0.0
@@ -236,7 +280,10 @@ class Custom(ErrorModel):
             )
 
     def apply(self, tensor: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        out = self.fn(tensor, generator)
+        try:
+            out = self.fn(tensor, generator)
+        except (Exception, SystemExit) as exc:  # user code: one line naming it
+            raise ModelError.from_exception(exc, f"Custom error function {self.path()}") from None
         if not isinstance(out, torch.Tensor) or out.shape != tensor.shape:
             raise InvalidParameterError(
                 f"Custom error function {self.path()} must return a tensor of shape "

@@ -7,16 +7,16 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from approxmap.errors import ErrorModel, error_model_from_dict
-from approxmap.exceptions import InvalidParameterError
-from approxmap.sites import Site
+from approxmap.core.errors import ErrorModel, error_model_from_dict
+from approxmap.core.exceptions import InvalidParameterError
+from approxmap.core.sites import Site
 
 
 @dataclass(frozen=True)
 class Scenario:
     """Errors injected together in one trial: a tuple of (Site, ErrorModel) pairs.
 
-    >>> from approxmap.errors import Gaussian
+    >>> from approxmap.core.errors import Gaussian
     >>> Scenario.single(Site("fc"), Gaussian(std=0.1)).key
     'fc:output=gaussian(std=0.1, mean=0, rate=1, scale=abs)'
     """

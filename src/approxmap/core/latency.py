@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from approxmap.exceptions import InvalidParameterError
+from approxmap.core.exceptions import InvalidParameterError
 
 
 @dataclass(frozen=True)

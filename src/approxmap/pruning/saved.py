@@ -16,8 +16,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from approxmap.analysis.pruning import PruningPlan, prune_model
-from approxmap.exceptions import ApproxmapError, CheckpointError, InvalidParameterError
+from approxmap.core.exceptions import ApproxmapError, CheckpointError, InvalidParameterError
+from approxmap.pruning.physical import prune_model
+from approxmap.pruning.plan import PruningPlan
 from approxmap.zoo.checkpoints import load_weights_into
 from approxmap.zoo.models import load_model
 

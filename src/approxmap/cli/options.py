@@ -1,0 +1,148 @@
+"""Every command-line option shared by several commands, defined (and validated) once.
+
+A value that argparse's `type=` rejects ends as one line and exit code 2; ranges that
+depend on other options are checked by the specs of the public API.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+
+MAX_TRIALS = 100_000
+MAX_SWEEP = 1_000
+MAX_IMAGES = 10_000_000
+MAX_BATCH = 65_536
+
+
+def int_in(low: int, high: int, what: str = "an integer"):
+    """An argparse type: an integer in [low, high]."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what} in [{low}, {high}], got {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"expected {what} in [{low}, {high}], got {text!r}")
+        return value
+
+    return parse
+
+
+positive_int = int_in(1, 2**31 - 1)
+seed_int = int_in(0, 2**63 - 1, "a seed (an integer)")
+trials_int = int_in(1, MAX_TRIALS, "a number of trials")
+images_int = int_in(1, MAX_IMAGES, "a number of images")
+batch_int = int_in(1, MAX_BATCH, "a batch size")
+
+
+def real(low: float = -math.inf, high: float = math.inf, closed_low: bool = True):
+    """A finite float in [low, high] (or (low, high] when closed_low is False)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        ok = math.isfinite(value) and value <= high and (value >= low if closed_low else value > low)
+        if not ok:
+            bracket = "[" if closed_low else "("
+            raise argparse.ArgumentTypeError(f"expected a number in {bracket}{low:g}, {high:g}], "
+                                             f"got {text!r}")
+        return value
+
+    return parse
+
+
+def text(what: str):
+    """A non-empty string (an empty --data or --out is an error, never the default)."""
+
+    def parse(value: str) -> str:
+        if not value.strip():
+            raise argparse.ArgumentTypeError(f"{what} is empty")
+        return value
+
+    return parse
+
+
+def number_list(value: str) -> list[float]:
+    """'0,0.1,0.5', 'START:STOP:N' (N evenly spaced values, both ends) or 'A:B' (the integers
+    from A to B), at most MAX_SWEEP values."""
+    try:
+        if value.count(":") == 1:
+            first, last = (int(v) for v in value.split(":"))
+            if not 0 <= last - first < MAX_SWEEP:
+                raise argparse.ArgumentTypeError(f"expected A:B with A <= B and at most "
+                                                 f"{MAX_SWEEP} integers, got {value!r}")
+            values = [float(v) for v in range(first, last + 1)]
+        elif ":" in value:
+            start, stop, count = value.split(":")
+            n = int(count)
+            if not 1 <= n <= MAX_SWEEP:
+                raise argparse.ArgumentTypeError(
+                    f"expected 1 to {MAX_SWEEP} values, got {n} in {value!r}")
+            first, last = float(start), float(stop)
+            values = [first + (last - first) * i / max(n - 1, 1) for i in range(n)]
+            values = [round(v, 12) for v in values]
+        else:
+            values = [float(v) for v in value.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a list like 0,0.1,0.5 or START:STOP:N, got {value!r}") from None
+    if not values or not all(math.isfinite(v) for v in values):
+        raise argparse.ArgumentTypeError(f"expected finite numbers, got {value!r}")
+    if len(values) > MAX_SWEEP:
+        raise argparse.ArgumentTypeError(f"expected at most {MAX_SWEEP} values, got {len(values)}")
+    return values
+
+
+def name_list(value: str) -> list[str]:
+    return [t.strip() for t in value.split(",") if t.strip()]
+
+
+def add_model_args(parser: argparse.ArgumentParser, data: bool = True) -> None:
+    parser.add_argument("--model", default="mnist-cnn", type=text("--model"),
+                        help="zoo name (see `approxmap list models`), path/to/file.py:factory "
+                             "or package.module:factory (default: mnist-cnn)")
+    parser.add_argument("--weights", metavar="FILE", type=text("--weights"),
+                        help="state_dict for the model (.safetensors, or a torch file loaded "
+                             "with weights_only=True)")
+    parser.add_argument("--output-key", metavar="KEY",
+                        help="for a model returning a tuple or dict: the index or key of its "
+                             "logits (e.g. 0 or logits)")
+    if data:
+        parser.add_argument("--data", default=None, type=text("--data"),
+                            help="dataset name (see `approxmap list datasets`), npz:FILE, "
+                                 "idx:DIR or folder:DIR (default: the model's dataset)")
+        parser.add_argument("--images", type=images_int, metavar="N",
+                            help="evaluate on N images: a deterministic class-balanced sample "
+                                 "(seeded random when unlabeled)")
+
+
+def add_run_args(parser: argparse.ArgumentParser, trials: int | None = 10) -> None:
+    """--batch-size, --seed, --engine, --device, --quiet (and --trials when given a default)."""
+    if trials is not None:
+        parser.add_argument("--trials", type=trials_int, default=trials,
+                            help=f"seeded trials per point (default {trials}, at most {MAX_TRIALS})")
+    parser.add_argument("--batch-size", type=batch_int, default=250)
+    parser.add_argument("--seed", type=seed_int, default=0, help="campaign seed (default 0)")
+    parser.add_argument("--engine", default="local", type=text("--engine"),
+                        help="where trials run: local (default)")
+    parser.add_argument("--device", default="cpu", type=text("--device"),
+                        help="cpu (default), cuda, cuda:N or auto")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def add_calib_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--calib-images", type=images_int, default=1000, metavar="N",
+                        help="images (class-balanced) for the data-driven criteria (default 1000)")
+
+
+def add_out_arg(parser: argparse.ArgumentParser, command: str) -> None:
+    parser.add_argument("--out", metavar="DIR", type=text("--out"),
+                        help=f"run folder (default runs/{command}-MODEL-DATA)")
+
+
+__all__ = ["MAX_SWEEP", "MAX_TRIALS", "add_calib_args", "int_in", "add_model_args", "add_out_arg",
+           "add_run_args", "batch_int", "images_int", "name_list", "number_list",
+           "positive_int", "real", "seed_int", "text", "trials_int"]

@@ -1,0 +1,102 @@
+"""What every command does first: load the model and data, check the model's output, open
+the run folder and build the Run. No analysis or file format logic lives here."""
+
+from __future__ import annotations
+
+import re
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+from torch import nn
+
+from approxmap.campaign.run import Run
+from approxmap.core.data import EvalData
+from approxmap.core.exceptions import DataError, InvalidParameterError
+from approxmap.core.outputs import logits_of
+from approxmap.engine.base import create_engine
+from approxmap.engine.calibrate import check_model
+from approxmap.report.folder import RunFolder, identity_of
+from approxmap.zoo.datasets import create_dataset
+from approxmap.zoo.models import ModelInfo, load_model
+
+
+@dataclass
+class Loaded:
+    """A command's model (with its zoo entry, if any) and evaluation data."""
+
+    model: nn.Module
+    info: ModelInfo | None
+    data: EvalData
+    data_name: str
+
+
+def output_key(text: str | None) -> int | str | None:
+    if text is None:
+        return None
+    return int(text) if re.fullmatch(r"-?\d+", text) else text
+
+
+def load(args, data: bool = True) -> Loaded:
+    """The model (its logits picked by --output-key), the data, and the output check.
+
+    Raises:
+        InvalidParameterError / CheckpointError / DataError / ModelError: one line each.
+    """
+    model, info = load_model(args.model, args.weights)
+    key = output_key(getattr(args, "output_key", None))
+    if key is not None:
+        model = logits_of(model, key)
+    if not data:
+        return Loaded(model, info, None, "")
+    spec = args.data or (info.datasets[0] if info and info.datasets else None)
+    if spec is None:
+        raise InvalidParameterError(f"--data is required for model {args.model!r}.")
+    evaluation = create_dataset(spec, args.images)
+    if info is not None and evaluation.x is not None and (
+            tuple(evaluation.x.shape[1:]) != info.input_shape):
+        raise DataError(f"Data {spec!r} has samples of shape {tuple(evaluation.x.shape[1:])}, "
+                        f"but model {info.name!r} takes {info.input_shape}.")
+    check_model(model, evaluation)
+    return Loaded(model, info, evaluation, spec)
+
+
+def slug(value: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", value.rsplit("/", 1)[-1]).strip("_") or "model"
+
+
+def open_folder(args, loaded: Loaded, command: str) -> RunFolder:
+    """The run folder (`--out`, or runs/COMMAND-MODEL-DATA), checked against this setup."""
+    from approxmap.cli import _Interrupted
+
+    out = args.out or f"runs/{command}-{slug(args.model)}-{slug(loaded.data_name)}"
+    folder = RunFolder(out, identity_of(loaded.model, loaded.data, args.model, loaded.data_name))
+    _Interrupted.resumable = True
+    return folder
+
+
+def make_run(args, folder: RunFolder, **settings: Any) -> Run:
+    """The Run of a command: engine and device, batch size, seed, trials, progress."""
+    engine = create_engine(args.engine, device=args.device)
+    trials = getattr(args, "trials", None)
+    if trials is not None:
+        settings.setdefault("trials", trials)
+    return folder.run(engine=engine, batch_size=args.batch_size, seed=args.seed,
+                      progress=not args.quiet, **settings)
+
+
+def command_line() -> str:
+    import shlex
+
+    return "approxmap " + shlex.join(sys.argv[1:])
+
+
+def say(args, message: str) -> None:
+    """What is about to run, on an interactive stderr (unless --quiet), before the first
+    progress bar: a long clean pass is never silent."""
+    if not getattr(args, "quiet", False) and sys.stderr.isatty():
+        print(message, file=sys.stderr, flush=True)
+
+
+__all__ = ["Loaded", "command_line", "load", "make_run", "open_folder", "output_key", "say",
+           "slug"]

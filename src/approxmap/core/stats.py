@@ -1,0 +1,137 @@
+"""Site statistics: what the calibration pass records about a site's clean values.
+
+Error models ask for what they need when they are resolved for a site
+(`ErrorModel.resolve(stats)`): a relative Gaussian its `std`, an int8 bit flip its
+`absmax` (per tensor or per channel), a quantized layer its `min`/`max` or a percentile of
+the `sample`.
+
+>>> acc = StatsAccumulator(channel_dim=1)
+>>> acc.add(torch.tensor([[1.0, -2.0], [3.0, 0.0]]))
+>>> acc.result().absmax, acc.result().channel_zero_frac.tolist()
+(3.0, [0.0, 0.5])
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+SAMPLE_SIZE = 65_536  # values kept for percentiles (a deterministic strided subsample)
+_PER_ADD = 8_192
+
+
+@dataclass(frozen=True)
+class SiteStats:
+    """Moments and ranges of the clean values seen at a site (all in the site's own units).
+
+    Scalars cover every value; `channel_*` tensors (float64, shape (C,)) cover each channel
+    along the site's channel dimension (dim 1 of activations, the output-channel dimension
+    of weights); `sample` (float32, at most SAMPLE_SIZE values) is a deterministic strided
+    subsample for percentiles.
+    """
+
+    count: int
+    mean: float
+    std: float
+    min: float
+    max: float
+    absmax: float
+    channel_mean: torch.Tensor
+    channel_std: torch.Tensor
+    channel_min: torch.Tensor
+    channel_max: torch.Tensor
+    channel_absmax: torch.Tensor
+    channel_abs_mean: torch.Tensor
+    channel_zero_frac: torch.Tensor
+    sample: torch.Tensor
+
+    def percentile(self, q: float) -> float:
+        """The q-th percentile (0..100) of the sampled values (NaN when nothing was seen)."""
+        if not len(self.sample):
+            return math.nan
+        return float(torch.quantile(self.sample.double(), q / 100.0))
+
+    @classmethod
+    def of(cls, tensor: torch.Tensor, channel_dim: int = 1) -> SiteStats:
+        """The statistics of one tensor (e.g. to resolve a relative error model by hand)."""
+        acc = StatsAccumulator(channel_dim)
+        acc.add(tensor)
+        return acc.result()
+
+
+class StatsAccumulator:
+    """Streams tensors of a site and returns their SiteStats (float64 accumulation)."""
+
+    def __init__(self, channel_dim: int = 1) -> None:
+        self.channel_dim = channel_dim
+        self.n = 0
+        self.s = self.ss = 0.0
+        self.lo, self.hi = math.inf, -math.inf
+        self.channels: dict[str, torch.Tensor] | None = None
+        self.per_channel_n = 0
+        self.samples: list[torch.Tensor] = []
+        self.sampled = 0
+
+    def add(self, tensor: torch.Tensor) -> None:
+        t = tensor.detach()
+        if not t.numel():
+            return
+        d = t.double()
+        self.n += d.numel()
+        self.s += float(d.sum())
+        self.ss += float((d * d).sum())
+        self.lo = min(self.lo, float(d.min()))
+        self.hi = max(self.hi, float(d.max()))
+        self._add_channels(d)
+        self._add_sample(t)
+
+    def _add_channels(self, d: torch.Tensor) -> None:
+        if d.dim() <= self.channel_dim:
+            return
+        moved = d.movedim(self.channel_dim, 0).reshape(d.shape[self.channel_dim], -1)
+        part = {"s": moved.sum(1), "ss": (moved * moved).sum(1), "abs": moved.abs().sum(1),
+                "zeros": (moved == 0).sum(1).double(), "lo": moved.min(1).values,
+                "hi": moved.max(1).values}
+        self.per_channel_n += moved.shape[1]
+        if self.channels is None:
+            self.channels = {k: v.cpu() for k, v in part.items()}
+            return
+        for key in ("s", "ss", "abs", "zeros"):
+            self.channels[key] += part[key].cpu()
+        self.channels["lo"] = torch.minimum(self.channels["lo"], part["lo"].cpu())
+        self.channels["hi"] = torch.maximum(self.channels["hi"], part["hi"].cpu())
+
+    def _add_sample(self, t: torch.Tensor) -> None:
+        room = SAMPLE_SIZE - self.sampled
+        if room <= 0:
+            return
+        flat = t.flatten()
+        step = max(1, flat.numel() // _PER_ADD)
+        part = flat[::step][:room].float().cpu()
+        self.samples.append(part)
+        self.sampled += len(part)
+
+    def result(self) -> SiteStats:
+        n = max(self.n, 1)
+        mean = self.s / n
+        std = math.sqrt(max(self.ss / n - mean * mean, 0.0)) if self.n >= 2 else 0.0
+        empty = torch.zeros(0, dtype=torch.float64)
+        if self.channels is None:
+            ch = dict.fromkeys(("mean", "std", "lo", "hi", "absmax", "abs", "zeros"), empty)
+        else:
+            c, m = self.channels, max(self.per_channel_n, 1)
+            cmean = c["s"] / m
+            ch = {"mean": cmean, "std": (c["ss"] / m - cmean * cmean).clamp_min(0).sqrt(),
+                  "lo": c["lo"], "hi": c["hi"],
+                  "absmax": torch.maximum(c["lo"].abs(), c["hi"].abs()),
+                  "abs": c["abs"] / m, "zeros": c["zeros"] / m}
+        lo = self.lo if self.n else 0.0
+        hi = self.hi if self.n else 0.0
+        sample = torch.cat(self.samples) if self.samples else torch.zeros(0)
+        return SiteStats(self.n, mean, std, lo, hi, max(abs(lo), abs(hi)), ch["mean"], ch["std"],
+                         ch["lo"], ch["hi"], ch["absmax"], ch["abs"], ch["zeros"], sample)
+
+
+__all__ = ["SAMPLE_SIZE", "SiteStats", "StatsAccumulator"]
