@@ -189,7 +189,8 @@ def load_table(path: str | os.PathLike[str], signed: bool | None = None) -> Mult
             signedness.
     """
     if signed is not None and not isinstance(signed, bool | np.bool_):
-        raise InvalidParameterError(f"signed must be True, False or None, got {signed!r}.")
+        raise InvalidParameterError(
+            f"{Path(path)}: signed must be True, False or None, got {signed!r}.")
     signed = None if signed is None else bool(signed)
     p = Path(path).expanduser()
     suffix = p.suffix.lower()
