@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from approxmap.exceptions import InvalidParameterError
+from approxmap.core.exceptions import InvalidParameterError
 from approxmap.multipliers import characterize, create_unit, operand_histograms
 
 FIELDS = ("mean_error", "std_error", "mae", "mse", "wce", "mred_pct", "wcre_pct", "ep_pct")

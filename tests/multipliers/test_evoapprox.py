@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from approxmap.exceptions import DataError, InvalidParameterError, UnknownNameError
+from approxmap.core.exceptions import DataError, InvalidParameterError, UnknownNameError
 from approxmap.multipliers import characterize, create_unit, evo_names, exact_table
 from approxmap.multipliers import evoapprox as evo
 

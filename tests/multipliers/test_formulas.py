@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from approxmap.exceptions import InvalidParameterError, UnknownNameError
+from approxmap.core.exceptions import InvalidParameterError, UnknownNameError
 from approxmap.multipliers import characterize, create_unit
 from approxmap.multipliers import formulas as F
 

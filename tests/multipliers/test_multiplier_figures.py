@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from matplotlib.figure import Figure
 
-from approxmap.exceptions import InvalidParameterError
+from approxmap.core.exceptions import InvalidParameterError
 from approxmap.multipliers import characterize, create_unit
 from approxmap.multipliers.formulas import drum
 from approxmap.report import multiplier_figures as mf

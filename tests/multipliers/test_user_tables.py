@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from approxmap.exceptions import DataError, InvalidParameterError
+from approxmap.core.exceptions import DataError, InvalidParameterError
 from approxmap.multipliers import create_unit, load_table
 
 

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from approxmap.exceptions import InvalidParameterError
+from approxmap.core.exceptions import InvalidParameterError
 from approxmap.multipliers.units import Multiplier, create_unit, exact_table
 
 

@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from approxmap.exceptions import DataError, InvalidParameterError
+from approxmap.core.exceptions import DataError, InvalidParameterError
 from approxmap.multipliers.units import (
     Multiplier,
     register_unit_family,

@@ -43,7 +43,7 @@ from typing import Any
 
 import numpy as np
 
-from approxmap.exceptions import InvalidParameterError
+from approxmap.core.exceptions import InvalidParameterError
 from approxmap.multipliers.units import (
     EXACT_POWER_MW,
     Multiplier,

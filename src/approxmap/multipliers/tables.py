@@ -44,7 +44,7 @@ from pathlib import Path
 
 import numpy as np
 
-from approxmap.exceptions import DataError, InvalidParameterError
+from approxmap.core.exceptions import DataError, InvalidParameterError
 from approxmap.multipliers.units import (
     TABLE_SHAPE,
     Multiplier,

@@ -41,8 +41,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from approxmap.exceptions import InvalidParameterError, UnknownNameError
-from approxmap.registry import Registry, close_matches_hint
+from approxmap.core.exceptions import InvalidParameterError, UnknownNameError
+from approxmap.core.registry import Registry, close_matches_hint
 
 N_CODES = 256
 TABLE_SHAPE = (N_CODES, N_CODES)

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
-from approxmap.exceptions import InvalidParameterError
+from approxmap.core.exceptions import InvalidParameterError
 from approxmap.multipliers import Multiplier, characterize, create_unit
 
 #: Axis labels of the metrics of :class:`~approxmap.multipliers.UnitMetrics`.
