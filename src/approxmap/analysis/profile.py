@@ -46,6 +46,8 @@ class ProfileSpec:
 
     Args:
         layers: names, globs or type names (default: every Conv2d and Linear that runs).
+        channels: per layer name, the channels the error is restricted to (e.g. the filters
+            a designer targets); the other layers get every channel.
         site: the target ("output", "input", "weight", "bias", or any registered one).
         error: a registered error model name (`approxmap list errors`).
         params: the model's fixed parameters; error models with a `scale` parameter default
@@ -64,6 +66,7 @@ class ProfileSpec:
     """
 
     layers: tuple[str, ...] | None = None
+    channels: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
     site: str = "output"
     error: str = "gaussian"
     params: Mapping[str, Any] = field(default_factory=dict)
@@ -103,6 +106,7 @@ class ProfileSpec:
         if isinstance(self.refine_steps, bool) or not isinstance(self.refine_steps, int) or (
                 self.refine_steps < 0):
             raise InvalidParameterError(f"refine steps must be an integer >= 0. Got {self.refine_steps!r}.")
+        object.__setattr__(self, "channels", {str(k): tuple(v) for k, v in self.channels.items()})
         object.__setattr__(self, "params", params)
         object.__setattr__(self, "axis", axis)
         object.__setattr__(self, "sweep", tuple(sorted(set(sweep))))
@@ -125,7 +129,8 @@ class ProfileSpec:
         return create_error_model(self.error, **params)
 
     def scenario(self, layer: str, value: float, grid_value: Any = None) -> Scenario:
-        return Scenario.single(Site(layer, self.site), self.error_model(value, grid_value))
+        site = Site(layer, self.site, self.channels.get(layer))
+        return Scenario.single(site, self.error_model(value, grid_value))
 
     def describe(self) -> dict[str, Any]:
         """The error model as profile.json's "error" entry (kind, fixed parameters, site)."""
@@ -169,6 +174,7 @@ class LayerProfile:
     threshold_interval: list[float | None]
     points: list[ProfilePoint]
     rank: int | None = None
+    channels: list[int] | None = None  # the channels the error was restricted to (None: all)
 
 
 @register_result("profile")
@@ -223,7 +229,7 @@ def _layer_from_dict(data: Mapping[str, Any]) -> LayerProfile:
     return LayerProfile(data["name"], data.get("type", "?"), data.get("macs", 0),
                         data.get("params", 0), data["threshold"], data["threshold_censored"],
                         data.get("threshold_interval", [data["threshold"], None]), points,
-                        data.get("rank"))
+                        data.get("rank"), data.get("channels"))
 
 
 def _v1_point(p: Mapping[str, Any]) -> ProfilePoint:
@@ -254,6 +260,11 @@ def profile_layers(model: nn.Module, data: EvalData, spec: ProfileSpec | None = 
     run = run or Run()
     table = {row.name: row for row in layer_table(model, data.sample(1))}
     layers = select_layers(model, spec.layers, {n for n, r in table.items() if r.executed})
+    unknown = [name for name in spec.channels if name not in layers]
+    if unknown:
+        raise InvalidParameterError(
+            f"Channels are given for {unknown[0]!r}, which is not among the profiled layers "
+            f"({', '.join(layers)}).")
     campaign = Campaign(model, data, run=run, name="profile")
     grid_values = spec.grid or (None,)
     campaign.add_scenarios(spec.scenario(layer, v, g)
@@ -267,8 +278,9 @@ def profile_layers(model: nn.Module, data: EvalData, spec: ProfileSpec | None = 
         points = _points(campaign, spec, layer, spec.curve_grid_value, values)
         threshold, censored, interval = tolerance(points, clean, spec.budget_pp)
         info = table[layer]
+        chans = spec.channels.get(layer)
         rows.append(LayerProfile(layer, info.type, info.macs, info.params, threshold, censored,
-                                 interval, points))
+                                 interval, points, channels=None if chans is None else list(chans)))
     rank_layers(rows)
     return ProfileResult(
         model=run.names.get("model", "custom"), dataset=run.names.get("dataset", data.name),

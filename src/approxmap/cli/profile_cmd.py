@@ -28,6 +28,9 @@ def add_parser(sub) -> None:
     p.add_argument("--layers", nargs="+", metavar="GLOB|TYPE",
                    help="layers by name, glob (conv_layers.*) or type (Conv2d); "
                         "default: every Conv2d and Linear that runs")
+    p.add_argument("--channels", action="append", default=[], metavar="LAYER=LIST",
+                   help="restrict the error to some channels of a layer, e.g. "
+                        "conv_layers.0=0,5,7 (repeatable; channels are output channels)")
     p.add_argument("--site", default="output", metavar="TARGET",
                    help=f"where the error enters: {', '.join(list_targets())} (default output)")
     p.add_argument("--error", default="gaussian", metavar="NAME",
@@ -134,10 +137,20 @@ def spec_from_args(args) -> ProfileSpec:
             if name not in fields:
                 raise InvalidParameterError(f"--{name} does not apply to {args.error} errors.")
             params[name] = flag
+    channels = {}
+    for item in args.channels:
+        layer, text = _pair("--channels", item)
+        try:
+            channels[layer] = tuple(int(v) for v in text.split(",") if v.strip())
+        except ValueError:
+            raise InvalidParameterError(f"--channels {item}: expected LAYER=0,5,7.") from None
+        if not channels[layer]:
+            raise InvalidParameterError(f"--channels {item}: no channel given.")
     if not 0 <= args.refine <= 20:
         raise InvalidParameterError(f"--refine takes 0 to 20 steps. Got {args.refine}.")
     return ProfileSpec(
-        layers=tuple(args.layers) if args.layers else None, site=args.site, error=args.error,
+        layers=tuple(args.layers) if args.layers else None, channels=channels, site=args.site,
+        error=args.error,
         params=params, axis=axis, sweep=None if sweep is None else tuple(sweep),
         grid_axis=grid_axis, grid=grid, budget_pp=args.budget, refine_steps=args.refine,
         extra={"command": command_line()})
