@@ -1,0 +1,179 @@
+"""Split a product table into exact low-rank terms and a residual table (found generically).
+
+A product table ``P[i, w]`` (activation index i in 0..255, weight code w in -127..127; see
+`tables.product_table`) is written as
+
+    P[i, w] = c(w) + sum_r 2^shift_r * u_r(i) * z_r(w) + R[i, w]        for every valid i
+
+with integer vectors: ``u_r`` (a feature of the activation index whose values span at most
+256 consecutive integers, so that it fits a (centred) 8-bit plane), ``z_r`` (a function of the
+weight code in -128..127, an int8 weight) and the residual ``R``. Summed over a layer's
+reduction, each term is one exact integer convolution of the feature plane ``u_r(i)`` with
+the weights ``z_r(w)``, ``c`` is a per-output-channel constant, and only ``R`` needs a table
+lookup (an embedding-bag sum; see `kernels`).
+
+Detection, with no per-family code:
+
+- If ``P`` is *linear in the bits of the activation index* -- ``P[i, w] = c(w) +
+  sum_b bit_b(i) h_b(w)``, solved exactly on the valid rows and verified in integers -- the
+  table is fully structured: R = 0. This holds for the exact product, for units made by
+  removing partial products (truncated, broken-array; signed ones in two's complement, whose
+  index bits are those of the int8 code with the top bit flipped) and for all signed tables of
+  EvoApproxLib. Each nonzero ``h_b = 2^t z_b`` becomes a term on bit b; terms with identical
+  ``z`` (up to sign) are merged into one multi-bit feature while its span stays <= 255 (the
+  exact product merges into a single term ``u = i``); a ``z`` wider than int8 is split into
+  balanced base-128 digits.
+- Otherwise: one exact term (``u = i``, ``z = w``; ``c(w) = -offset * w``) and the residual
+  ``R = P - v(i) * w``, the error of the unit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from approxmap.multipliers.tables import WEIGHT_CODES, WEIGHT_MAX
+
+BITS = 8
+INT8_MIN, INT8_MAX = -128, 127
+FEATURE_SPAN = 255
+
+
+@dataclass(frozen=True, eq=False)
+class Term:
+    """One exact term 2^shift * u(i) * z(w).
+
+    Attributes:
+        feature: (256,) int64, u(i) for every activation index (invalid rows: any value).
+        weight: (255,) int64 in -128..127, z(w) at column w + 127.
+        shift: power-of-two multiplier of the term.
+    """
+
+    feature: np.ndarray
+    weight: np.ndarray
+    shift: int
+
+
+@dataclass(frozen=True, eq=False)
+class Decomposition:
+    """``P = constant(w) + sum of terms + residual`` on the valid activation rows.
+
+    Attributes:
+        constant: (255,) int64, c(w).
+        terms: the exact terms.
+        residual: (256, 255) int64, or None when the table is fully structured.
+        valid: (256,) bool, activation indices that can occur.
+        bit_linear: whether P is linear in the bits of the activation index.
+    """
+
+    constant: np.ndarray
+    terms: tuple[Term, ...]
+    residual: np.ndarray | None
+    valid: np.ndarray
+    bit_linear: bool
+
+    def reconstruct(self) -> np.ndarray:
+        """The (256, 255) table the decomposition represents (valid rows are exact)."""
+        out = np.broadcast_to(self.constant, (256, WEIGHT_CODES)).astype(np.int64)
+        for t in self.terms:
+            out = out + (np.outer(t.feature, t.weight) << t.shift)
+        if self.residual is not None:
+            out = out + self.residual
+        return out
+
+
+def index_bits() -> np.ndarray:
+    """(256, 8) int64: bit b of activation index i."""
+    return (np.arange(256)[:, None] >> np.arange(BITS)[None, :]) & 1
+
+
+def _fits_int8(z: np.ndarray) -> bool:
+    return bool(z.min() >= INT8_MIN and z.max() <= INT8_MAX)
+
+
+def _two_adic(values: np.ndarray, cap: int) -> int:
+    """Largest t <= cap with 2^t dividing every entry (values not all zero)."""
+    nonzero = values[values != 0]
+    t = 0
+    while t < cap and not np.any(nonzero & ((1 << (t + 1)) - 1)):
+        t += 1
+    return t
+
+
+def _digits(z: np.ndarray) -> list[tuple[np.ndarray, int]]:
+    """Balanced base-128 digits of an integer vector: z = sum_d digit_d * 128^d."""
+    out: list[tuple[np.ndarray, int]] = []
+    shift = 0
+    while not _fits_int8(z):
+        low = ((z + 64) % 128) - 64
+        out.append((low, shift))
+        z = (z - low) // 128
+        shift += 7
+    out.append((z, shift))
+    return [(d, s) for d, s in out if np.any(d)]
+
+
+def _bit_terms(h: np.ndarray, valid: np.ndarray) -> list[Term]:
+    """Terms from the bit coefficients h (8, 255), merged on identical weight vectors."""
+    bits = index_bits()
+    raw: list[tuple[int, int, np.ndarray, int]] = []  # (bit, sign, z, shift)
+    for b in range(BITS):
+        if not np.any(h[b]):
+            continue
+        t = _two_adic(h[b], 7)
+        scaled = h[b] >> t
+        sign = 1 if scaled[np.flatnonzero(scaled)[0]] > 0 else -1  # merge z and -z ...
+        if not _fits_int8(scaled * sign) and _fits_int8(scaled):
+            sign = 1  # ... unless only one of them is an int8 vector
+        for z, s in _digits(scaled * sign):
+            raw.append((b, sign, z, s + t))
+    groups: dict[bytes, list[tuple[int, int, int]]] = {}
+    vectors: dict[bytes, np.ndarray] = {}
+    for b, sign, z, shift in raw:
+        key = z.tobytes()
+        groups.setdefault(key, []).append((shift, b, sign))
+        vectors[key] = z
+    terms: list[Term] = []
+    for key, members in groups.items():
+        members.sort()
+        current: list[tuple[int, int, int]] = []
+        for member in members + [None]:  # type: ignore[list-item]
+            if member is not None:
+                trial = current + [member]
+                base = trial[0][0]
+                feature = sum(sign * (bits[:, b] << (s - base)) for s, b, sign in trial)
+                span = int(feature[valid].max() - feature[valid].min())
+                if span <= FEATURE_SPAN and all(s - base < 8 for s, _, _ in trial):
+                    current = trial
+                    continue
+            if current:
+                base = current[0][0]
+                feature = sum(sign * (bits[:, b] << (s - base)) for s, b, sign in current)
+                terms.append(Term(np.asarray(feature, dtype=np.int64), vectors[key], base))
+            current = [member] if member is not None else []
+    return terms
+
+
+def decompose(product: np.ndarray, valid: np.ndarray, offset: int) -> Decomposition:
+    """Decompose a (256, 255) int64 product table (see module doc).
+
+    Args:
+        product: ``P[i, w + 127]``.
+        valid: (256,) bool, the activation indices that can occur (rows outside are ignored).
+        offset: operand value offset, v(i) = i - offset (for the generic split).
+    """
+    product = np.asarray(product, dtype=np.int64)
+    design = np.concatenate([np.ones((256, 1), np.int64), index_bits()], axis=1)
+    rows = np.flatnonzero(valid)
+    solution, *_ = np.linalg.lstsq(design[rows].astype(np.float64),
+                                   product[rows].astype(np.float64), rcond=None)
+    coef = np.rint(solution).astype(np.int64)
+    if np.array_equal(design[rows] @ coef, product[rows]):
+        terms = tuple(_bit_terms(coef[1:], valid))
+        return Decomposition(coef[0].copy(), terms, None, valid.copy(), True)
+    w = np.arange(-WEIGHT_MAX, WEIGHT_MAX + 1)
+    exact = Term(np.arange(256, dtype=np.int64), w.astype(np.int64), 0)
+    residual = product - np.outer(np.arange(256) - offset, w)
+    residual[~valid] = 0
+    return Decomposition(-offset * w.astype(np.int64), (exact,), residual, valid.copy(), False)

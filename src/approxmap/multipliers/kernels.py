@@ -1,0 +1,255 @@
+"""Exact integer kernels of the emulation: plane convolutions and table-lookup sums.
+
+Everything here computes integers exactly; floating point is used only where every
+intermediate value is an integer of magnitude below 2^24 (float32) or 2^53 (float64), which
+the caller guarantees with static bounds (see `emulate`).
+
+- `plane_conv`: the convolution of 8-bit feature planes with int8 weights. Two backends:
+
+  * ``onednn``: PyTorch's oneDNN quantized convolution (``torch.ops.onednn.qconv2d_pointwise``,
+    uint8 x int8 with int32 accumulation, output converted to float32 with unit scales). It is
+    used only on CPU and only after `onednn_exact` has verified, once per process, that it
+    returns exact integers on extreme operands (some CPUs without VNNI saturate 16-bit pair
+    sums in u8 x s8 kernels; those then fall back automatically).
+  * ``float``: ``torch.nn.functional.conv2d`` on the centred features in float32 (CPU; direct
+    and GEMM convolutions are exact below 2^24) or float64 rounded to integers (other
+    devices, where Winograd/FFT/TF32 algorithms may be chosen; their float64 error is far
+    below 0.5 for integers below 2^24).
+
+- `table_sum`: ``sum_k T[k, i_k, :]`` over the receptive field with
+  ``torch.nn.functional.embedding_bag`` (mode "sum") on a per-layer table whose row
+  ``(k, i)`` holds the residual of every output channel; the bags are the im2col of the
+  activation indices.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+EXACT_F32 = 2**24
+EXACT_F64 = 2**53
+FEATURE_ZERO = 128  # stored uint8 feature = centred feature + 128
+INDEX_CHUNK = 1 << 24  # activation-index entries per embedding-bag call (int32: 64 MiB)
+
+
+def pad_nhwc(index: torch.Tensor, padding: tuple[int, int, int, int], value: int) -> torch.Tensor:
+    """(N, C, H, W) uint8 indices -> padded (N, Hp, Wp, C) contiguous, padded with `value`."""
+    top, bottom, left, right = padding
+    nhwc = index.permute(0, 2, 3, 1)
+    if not any(padding):
+        return nhwc.contiguous()
+    n, h, w, c = nhwc.shape
+    out = torch.full((n, h + top + bottom, w + left + right, c), value,
+                     dtype=index.dtype, device=index.device)
+    out[:, top:top + h, left:left + w, :] = nhwc
+    return out
+
+
+def im2col_view(xp: torch.Tensor, kernel: tuple[int, int], stride: tuple[int, int],
+                dilation: tuple[int, int], out_hw: tuple[int, int]) -> torch.Tensor:
+    """View (N, Ho, Wo, kh, kw, C) of a contiguous padded (N, Hp, Wp, C) tensor."""
+    n, hp, wp, c = xp.shape
+    s0, s1, s2, _ = xp.stride()
+    return xp.as_strided((n, out_hw[0], out_hw[1], kernel[0], kernel[1], c),
+                         (s0, stride[0] * s1, stride[1] * s2, dilation[0] * s1,
+                          dilation[1] * s2, 1))
+
+
+@functools.cache
+def onednn_exact() -> bool:
+    """Whether oneDNN's quantized convolution is available here and exact on extreme values."""
+    try:
+        ops = torch.ops.onednn
+        if not (hasattr(ops, "qconv_prepack") and hasattr(ops, "qconv2d_pointwise")):
+            return False
+        if not torch.backends.mkldnn.is_available():
+            return False
+        gen = torch.Generator().manual_seed(20240)
+        for channels, out, groups in ((48, 24, 1), (16, 8, 4), (8, 8, 8)):
+            extreme = torch.rand((2, channels, 7, 7), generator=gen) < 0.6
+            x = torch.randint(0, 256, (2, channels, 7, 7), generator=gen, dtype=torch.int32)
+            x = torch.where(extreme, 255, x).to(torch.uint8)
+            wshape = (out, channels // groups, 3, 3)
+            w = torch.randint(-128, 128, wshape, generator=gen, dtype=torch.int32)
+            w = torch.where(torch.rand(wshape, generator=gen) < 0.3, 127, w)
+            w = torch.where(torch.rand(wshape, generator=gen) < 0.3, -128, w).to(torch.int8)
+            op = OneDnnConv(w, (1, 1), (1, 1), groups)
+            got = op(x.contiguous(memory_format=torch.channels_last), None)
+            ref = F.conv2d(x.double() - FEATURE_ZERO, w.double(), None, 1, 0, 1, groups)
+            if not torch.equal(got.double(), ref):
+                return False
+        return True
+    except Exception:  # any failure means: do not use this backend
+        return False
+
+
+class OneDnnConv:
+    """A prepacked oneDNN u8 x s8 convolution, input zero point 128, output float32.
+
+    ``out = float32(sum (x - 128) * w) + bias`` per output channel (unit scales).
+    """
+
+    def __init__(self, weight: torch.Tensor, stride: tuple[int, int],
+                 dilation: tuple[int, int], groups: int) -> None:
+        out = weight.shape[0]
+        self.w_scale = torch.ones(out, dtype=torch.float64)
+        self.w_zero = torch.zeros(out, dtype=torch.int64)
+        self.stride, self.dilation, self.groups = list(stride), list(dilation), groups
+        self.packed = torch.ops.onednn.qconv_prepack(
+            weight.contiguous(), self.w_scale, 1.0, FEATURE_ZERO, self.stride, [0, 0],
+            self.dilation, groups, None)
+
+    def __call__(self, x: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        return torch.ops.onednn.qconv2d_pointwise(
+            x, 1.0, FEATURE_ZERO, self.packed, self.w_scale, self.w_zero, bias, self.stride,
+            [0, 0], self.dilation, self.groups, 1.0, 0, torch.float32, "none", [], "")
+
+
+@dataclass
+class PlanePass:
+    """One convolution over R stacked feature planes (channel c * R + r), times 2^shift.
+
+    Attributes:
+        lut: (256, R) uint8 stored features (centred feature + 128); None = identity
+            (R = 1 and the feature is the index itself).
+        weight: (O, (C / groups) * R, kh, kw) int8 weights.
+        shift: power-of-two multiplier of the pass output.
+        backend: "onednn", "float32" or "float64".
+    """
+
+    lut: torch.Tensor | None
+    weight: torch.Tensor
+    shift: int
+    backend: str
+    stride: tuple[int, int]
+    dilation: tuple[int, int]
+    groups: int
+    _op: object = None
+    _float_lut: torch.Tensor | None = None
+    _float_weight: torch.Tensor | None = None
+
+    def prepare(self) -> None:
+        """Build the backend's operands (prepacked weights or float tensors)."""
+        if self.backend == "onednn":
+            self._op = OneDnnConv(self.weight, self.stride, self.dilation, self.groups)
+            return
+        dtype = torch.float32 if self.backend == "float32" else torch.float64
+        lut = self.lut if self.lut is not None else torch.arange(
+            256, dtype=torch.int16, device=self.weight.device)[:, None]
+        self._float_lut = (lut.to(torch.int16) - FEATURE_ZERO).to(dtype)
+        self._float_weight = self.weight.to(dtype)
+
+    def features(self, xp: torch.Tensor) -> torch.Tensor:
+        """(N, Hp, Wp, C) padded indices -> (N, C * R, Hp, Wp) planes (channels-last view)."""
+        n, hp, wp, c = xp.shape
+        if self.backend == "onednn":
+            planes = xp if self.lut is None else self.lut[xp.long()]
+        else:
+            planes = self._float_lut[xp.long()]
+        return planes.reshape(n, hp, wp, -1).permute(0, 3, 1, 2)
+
+    def __call__(self, xp: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        """Exact integer output (N, O, Ho, Wo), float32 or float64, bias (float) added."""
+        planes = self.features(xp)
+        if self.backend == "onednn":
+            return self._op(planes, bias)
+        out = F.conv2d(planes, self._float_weight, bias, self.stride, 0, self.dilation,
+                       self.groups)
+        if out.device.type != "cpu":
+            out = out.round_()
+        return out
+
+
+def plane_conv(passes: list[PlanePass], xp: torch.Tensor, bias: torch.Tensor,
+               acc_dtype: torch.dtype) -> torch.Tensor:
+    """Sum of the passes' outputs times 2^shift, plus bias, as an exact ``acc_dtype`` tensor.
+
+    Args:
+        passes: the plane convolutions (at least one).
+        xp: padded activation indices (N, Hp, Wp, C) uint8.
+        bias: (O,) integer-valued float64 tensor (the per-channel constant).
+        acc_dtype: float32 when every partial sum is below 2^24, else float64.
+
+    Returns:
+        (N, O, Ho, Wo) tensor of dtype acc_dtype holding exact integers.
+    """
+    acc = None
+    for p in passes:
+        out_dtype = torch.float64 if p.backend == "float64" else torch.float32
+        fold = acc is None and p.shift == 0 and out_dtype == acc_dtype
+        out = p(xp, bias.to(out_dtype) if fold else None)
+        if out.dtype != acc_dtype:
+            out = out.to(acc_dtype)
+        if p.shift:
+            out.mul_(2.0**p.shift)
+        if acc is None:
+            acc = out if fold else out.add_(bias.to(acc_dtype).view(1, -1, 1, 1))
+        else:
+            acc.add_(out)
+    return acc
+
+
+@dataclass
+class ResidualTable:
+    """Per-layer lookup table of the residual, for `table_sum`.
+
+    Attributes:
+        table: (G * Kg * 256, O / G) float32/float64; row (g * Kg + k) * 256 + i holds
+            R[i, w[o, k]] for the G groups' output channels o.
+        offsets: (G, kh, kw, Cg) int32, (g * Kg + k) * 256 for each receptive-field entry.
+    """
+
+    table: torch.Tensor
+    offsets: torch.Tensor
+    groups: int
+
+    @property
+    def nbytes(self) -> int:
+        return self.table.numel() * self.table.element_size()
+
+
+def build_residual_table(residual: torch.Tensor, weight_codes: torch.Tensor,
+                         groups: int, dtype: torch.dtype) -> ResidualTable:
+    """Residual table of a layer.
+
+    Args:
+        residual: (256, 255) residual R[i, w + 127] (integers).
+        weight_codes: (O, Cg, kh, kw) int8.
+        groups: convolution groups G.
+        dtype: float32 (when the sums are below 2^24) or float64.
+    """
+    o, cg, kh, kw = weight_codes.shape
+    og = o // groups
+    wk = weight_codes.reshape(groups, og, cg, kh, kw).permute(0, 3, 4, 2, 1)
+    wk = wk.reshape(-1, og).long() + 127  # (G * Kg, Og), k in (kh, kw, cg) order
+    table = residual.to(dtype)[:, wk]  # (256, G * Kg, Og)
+    table = table.permute(1, 0, 2).reshape(-1, og).contiguous()
+    kg = kh * kw * cg
+    offsets = (torch.arange(groups * kg, dtype=torch.int32, device=weight_codes.device) * 256)
+    return ResidualTable(table, offsets.reshape(groups, kh, kw, cg), groups)
+
+
+def table_sum(res: ResidualTable, xp: torch.Tensor, kernel: tuple[int, int],
+              stride: tuple[int, int], dilation: tuple[int, int], out_hw: tuple[int, int],
+              acc: torch.Tensor) -> None:
+    """Add ``sum_k R[i_k, w_ok]`` to ``acc`` (N, O, Ho, Wo), in place, in batch chunks."""
+    n = xp.shape[0]
+    g = res.groups
+    cols = res.offsets.numel()
+    per_image = out_hw[0] * out_hw[1] * cols
+    step = max(1, INDEX_CHUNK // max(1, per_image))
+    og = res.table.shape[1]
+    for start in range(0, n, step):
+        part = xp[start:start + step]
+        view = im2col_view(part, kernel, stride, dilation, out_hw)
+        m = view.shape[0]
+        view = view.reshape(m, out_hw[0], out_hw[1], kernel[0], kernel[1], g, -1)
+        view = view.permute(0, 1, 2, 5, 3, 4, 6)
+        index = torch.add(res.offsets, view)  # int32 (m, Ho, Wo, G, kh, kw, Cg)
+        sums = F.embedding_bag(index.reshape(-1, cols // g), res.table, mode="sum")
+        sums = sums.view(m, out_hw[0], out_hw[1], g * og).permute(0, 3, 1, 2)
+        acc[start:start + step].add_(sums.to(acc.dtype))

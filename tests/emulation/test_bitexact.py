@@ -1,0 +1,169 @@
+"""The fast emulation equals the table-gather reference bit for bit, for every configuration."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from emul_helpers import make_layer
+from torch import nn
+
+from approxmap.multipliers import kernels
+from approxmap.multipliers.emulate import accumulate, emulate_forward, plan_for
+from approxmap.multipliers.quant import integer_conv_reference
+from approxmap.multipliers.reference import reference_accumulate, reference_forward
+from approxmap.multipliers.sample_tables import broken_array, drum, random_table, truncated
+
+# (name, module factory, input shape)
+CONFIGS = [
+    ("conv3x3-pad1", lambda: nn.Conv2d(6, 5, 3, padding=1), (2, 6, 9, 8)),
+    ("stride2-pad2", lambda: nn.Conv2d(4, 6, 3, stride=2, padding=2), (2, 4, 11, 9)),
+    ("dilation2", lambda: nn.Conv2d(5, 4, 3, padding=2, dilation=2), (2, 5, 10, 10)),
+    ("rect-asym-stride", lambda: nn.Conv2d(3, 4, (3, 2), stride=(2, 1), padding=(1, 0)),
+     (2, 3, 9, 7)),
+    ("groups2", lambda: nn.Conv2d(6, 4, 3, padding=1, groups=2), (2, 6, 8, 8)),
+    ("depthwise", lambda: nn.Conv2d(5, 5, 3, padding=1, groups=5, bias=False), (2, 5, 8, 8)),
+    ("depthwise-x2", lambda: nn.Conv2d(3, 6, 3, stride=2, padding=1, groups=3), (2, 3, 9, 9)),
+    ("pointwise", lambda: nn.Conv2d(7, 5, 1), (3, 7, 5, 5)),
+    ("same", lambda: nn.Conv2d(4, 3, 4, padding="same"), (2, 4, 7, 7)),
+    ("linear", lambda: nn.Linear(37, 11), (5, 37)),
+    ("linear-3d", lambda: nn.Linear(16, 6, bias=False), (2, 3, 16)),
+]
+
+UNITS = {
+    "exact": None,
+    "trunc6u": truncated(6),
+    "trunc8s": truncated(8, signed=True),
+    "bam3-7u": broken_array(3, 7),
+    "bam2-6s": broken_array(2, 6, signed=True),
+    "drum4u": drum(4),
+    "drum3s": drum(3, signed=True),
+    "random40u": random_table(40, seed=1),
+    "random40s": random_table(40, signed=True, seed=2),
+}
+
+
+def _input(shape, seed: int, relu: bool = False) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(shape, generator=gen) * 1.5 + 0.3
+    return x.relu() if relu else x
+
+
+def _check(layer, x, unit) -> None:
+    fast = accumulate(layer, layer.check_input(x)[0], unit)
+    ref = reference_accumulate(layer, x, unit)
+    assert fast.shape == ref.shape
+    assert torch.equal(fast.to(torch.float64), ref.to(torch.float64)), (
+        f"max |diff| = {(fast.double() - ref.double()).abs().max()}")
+    assert torch.equal(emulate_forward(layer, x, unit), reference_forward(layer, x, unit))
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=[c[0] for c in CONFIGS])
+@pytest.mark.parametrize("activation", ["uint8", "int8"])
+def test_every_configuration_every_unit(config, activation, backend):
+    name, factory, shape = config
+    torch.manual_seed(len(name))
+    module = factory()
+    x = _input(shape, seed=len(name) + 7, relu=activation == "uint8" and "pad" in name)
+    layer = make_layer(module, x, activation)
+    for unit in UNITS.values():
+        _check(layer, x, unit)
+
+
+@pytest.mark.parametrize("activation", ["uint8", "int8"])
+def test_evoapprox_tables(evo_tables, activation, backend):
+    torch.manual_seed(3)
+    conv = nn.Conv2d(6, 8, 3, stride=1, padding=1)
+    x = _input((2, 6, 7, 7), seed=5)
+    layer = make_layer(conv, x, activation)
+    lin = make_layer(nn.Linear(20, 7), _input((4, 20), seed=6), activation)
+    for table in evo_tables.values():
+        _check(layer, x, table)
+        _check(lin, _input((4, 20), seed=6), table)
+
+
+def test_structured_units_take_the_plane_path(evo_tables):
+    layer = make_layer(nn.Conv2d(3, 4, 3, padding=1), _input((1, 3, 5, 5), 0))
+    assert plan_for(layer, None).residual is None
+    assert len(plan_for(layer, None).passes) == 1
+    for unit in (truncated(8), truncated(4), broken_array(2, 8), evo_tables["v10/mul8u_17QU"]):
+        assert plan_for(layer, unit).residual is None, unit.name
+    for unit in (drum(4), random_table(5), evo_tables["v10/mul8u_2P7"]):
+        assert plan_for(layer, unit).residual is not None
+    int8_layer = make_layer(nn.Conv2d(3, 4, 3, padding=1), _input((1, 3, 5, 5), 0), "int8")
+    for unit in (truncated(8, True), evo_tables["v10/mul8s_1KVL"], evo_tables["v10/mul8s_1L2H"]):
+        assert plan_for(int8_layer, unit).residual is None, unit.name
+
+
+@pytest.mark.parametrize("activation", ["uint8", "int8"])
+def test_exact_unit_is_plain_integer_inference(activation, backend):
+    torch.manual_seed(11)
+    for conv, shape in ((nn.Conv2d(8, 6, 3, stride=2, padding=1), (3, 8, 12, 12)),
+                        (nn.Conv2d(6, 6, 3, padding=2, dilation=2, groups=3), (2, 6, 9, 9)),
+                        (nn.Conv2d(32, 16, 3, padding=1), (2, 32, 6, 6))):
+        x = _input(shape, 13)
+        layer = make_layer(conv, x, activation)
+        index = layer.quantize_input(x)
+        expected = integer_conv_reference(layer, index)
+        assert torch.equal(accumulate(layer, x, None).to(torch.int64), expected)
+        assert torch.equal(reference_accumulate(layer, x, None), expected)
+        # an exact table in either layout is the exact unit too
+        from approxmap.multipliers.tables import exact_table
+        for signed in (False, True):
+            if activation == "int8" and not signed:
+                continue  # sign-magnitude of the activation: still exact, checked below
+            assert torch.equal(accumulate(layer, x, exact_table(signed)).to(torch.int64),
+                               expected)
+
+
+def test_exact_unsigned_table_with_int8_activations_is_exact():
+    from approxmap.multipliers.tables import exact_table
+    torch.manual_seed(1)
+    x = _input((2, 4, 6, 6), 2)
+    layer = make_layer(nn.Conv2d(4, 3, 3, padding=1), x, "int8")
+    expected = integer_conv_reference(layer, layer.quantize_input(x))
+    assert torch.equal(accumulate(layer, x, exact_table(False)).to(torch.int64), expected)
+
+
+def test_padding_is_the_zero_point():
+    """A padded layer equals the unpadded layer on the input padded with real zeros."""
+    torch.manual_seed(4)
+    x = _input((2, 3, 7, 7), 9).relu() + 0.5  # all positive: zero point 0 ... unless the
+    x[:, :, 0, 0] = -2.0  # range includes negatives: zero point > 0
+    padded = nn.Conv2d(3, 4, 3, padding=2)
+    plain = nn.Conv2d(3, 4, 3, padding=0)
+    plain.load_state_dict(padded.state_dict())
+    a = make_layer(padded, x)
+    b = make_layer(plain, x)
+    assert a.act.zero_point > 0
+    for unit in (None, random_table(30, seed=3), truncated(5)):
+        ya = emulate_forward(a, x, unit)
+        yb = emulate_forward(b, F.pad(x, (2, 2, 2, 2)), unit)
+        assert torch.equal(ya, yb)
+
+
+def test_wide_sums_split_into_digits_and_float64(monkeypatch, backend):
+    """Force tiny exactness limits: the digit splitting and the float64 paths stay exact."""
+    torch.manual_seed(8)
+    x = _input((2, 16, 6, 6), 4)
+    conv = nn.Conv2d(16, 5, 3, padding=1)
+    for limit in (2**14, 2**9):
+        monkeypatch.setattr(kernels, "EXACT_F32", limit)
+        for activation in ("uint8", "int8"):
+            layer = make_layer(conv, x, activation)
+            for unit in (None, truncated(6), random_table(900, seed=5)):
+                _check(layer, x, unit)
+            backends = {p.backend for p in plan_for(layer, None).passes}
+            assert "float64" in backends or len(plan_for(layer, None).passes) > 1
+
+
+def test_large_batch_chunks_and_device_agnostic_results(monkeypatch):
+    """Chunked table sums (small chunk size) give the same result."""
+    torch.manual_seed(2)
+    x = _input((5, 4, 6, 6), 1)
+    layer = make_layer(nn.Conv2d(4, 3, 3, padding=1), x)
+    unit = random_table(50, seed=9)
+    expected = reference_accumulate(layer, x, unit)
+    monkeypatch.setattr(kernels, "INDEX_CHUNK", 100)
+    layer.clear_plans()
+    assert torch.equal(accumulate(layer, x, unit).to(torch.int64), expected)
