@@ -157,13 +157,18 @@ def test_wide_sums_split_into_digits_and_float64(monkeypatch, backend):
             assert "float64" in backends or len(plan_for(layer, None).passes) > 1
 
 
-def test_large_batch_chunks_and_device_agnostic_results(monkeypatch):
-    """Chunked table sums (small chunk size) give the same result."""
+@pytest.mark.parametrize("groups", [1, 2])
+def test_streamed_tables_and_batch_chunks(monkeypatch, groups):
+    """Residual tables built per call in small reduction chunks, and small batch chunks."""
     torch.manual_seed(2)
     x = _input((5, 4, 6, 6), 1)
-    layer = make_layer(nn.Conv2d(4, 3, 3, padding=1), x)
+    layer = make_layer(nn.Conv2d(4, 6, 3, padding=1, groups=groups), x)
     unit = random_table(50, seed=9)
     expected = reference_accumulate(layer, x, unit)
     monkeypatch.setattr(kernels, "INDEX_CHUNK", 100)
+    monkeypatch.setattr(kernels, "TABLE_KEEP", 1000)
+    monkeypatch.setattr(kernels, "TABLE_CHUNK", 256 * 6 * 4 * 5)  # 5 entries per chunk
     layer.clear_plans()
+    plan = plan_for(layer, unit)
+    assert plan.residual.kept is None and plan.residual.chunk == 5
     assert torch.equal(accumulate(layer, x, unit).to(torch.int64), expected)

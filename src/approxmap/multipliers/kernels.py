@@ -195,26 +195,58 @@ def plane_conv(passes: list[PlanePass], xp: torch.Tensor, bias: torch.Tensor,
 
 @dataclass
 class ResidualTable:
-    """Per-layer lookup table of the residual, for `table_sum`.
+    """The residual of a layer as lookup tables for `table_sum`, in reduction chunks.
+
+    For reduction entries k0..k1 of every group g (k in (kh, kw, c) order), the chunk table
+    (G * kc * 256, O / G) holds at row ``(g * kc + k - k0) * 256 + i`` the residual
+    ``R[i, w[o, k]]`` of the group's output channels o. Chunk tables are built once and kept
+    when the whole table fits `TABLE_KEEP` bytes, else built on the fly at each call, `chunk`
+    entries at a time (at most `TABLE_CHUNK` bytes each).
 
     Attributes:
-        table: (G * Kg * 256, O / G) float32/float64; row (g * Kg + k) * 256 + i holds
-            R[i, w[o, k]] for the G groups' output channels o.
-        offsets: (G, kh, kw, Cg) int32, (g * Kg + k) * 256 for each receptive-field entry.
+        residual: (256, 255) float32/float64 residual R[i, w + 127].
+        columns: (G, Kg, O / G) int64 residual column (w + 127) of every weight.
+        chunk: kc, reduction entries per chunk table.
+        kept: the chunk tables when kept, else None.
     """
 
-    table: torch.Tensor
-    offsets: torch.Tensor
-    groups: int
+    residual: torch.Tensor
+    columns: torch.Tensor
+    chunk: int
+    kept: list[torch.Tensor] | None = None
+
+    @property
+    def groups(self) -> int:
+        return self.columns.shape[0]
 
     @property
     def nbytes(self) -> int:
-        return self.table.numel() * self.table.element_size()
+        """Bytes held (kept tables, or the residual and the columns when streaming)."""
+        held = [self.residual, self.columns] + (self.kept or [])
+        return sum(t.numel() * t.element_size() for t in held)
+
+    def table(self, start: int) -> torch.Tensor:
+        """Chunk table of reduction entries start .. start + chunk."""
+        if self.kept is not None:
+            return self.kept[start // self.chunk]
+        part = self.residual[:, self.columns[:, start:start + self.chunk]]  # (256, G, kc, Og)
+        return part.permute(1, 2, 0, 3).reshape(-1, self.columns.shape[2])
+
+    def offsets(self, start: int) -> torch.Tensor:
+        """(G, kc) int32 row offsets (g * kc + k) * 256 of a chunk."""
+        g, kg, _ = self.columns.shape
+        kc = min(self.chunk, kg - start)
+        rows = torch.arange(g * kc, dtype=torch.int32, device=self.columns.device) * 256
+        return rows.view(g, kc)
+
+
+TABLE_KEEP = 64 << 20  # keep a layer's residual tables up to this many bytes
+TABLE_CHUNK = 16 << 20  # else build chunk tables of at most this many bytes per call
 
 
 def build_residual_table(residual: torch.Tensor, weight_codes: torch.Tensor,
                          groups: int, dtype: torch.dtype) -> ResidualTable:
-    """Residual table of a layer.
+    """Residual tables of a layer.
 
     Args:
         residual: (256, 255) residual R[i, w + 127] (integers).
@@ -224,13 +256,17 @@ def build_residual_table(residual: torch.Tensor, weight_codes: torch.Tensor,
     """
     o, cg, kh, kw = weight_codes.shape
     og = o // groups
-    wk = weight_codes.reshape(groups, og, cg, kh, kw).permute(0, 3, 4, 2, 1)
-    wk = wk.reshape(-1, og).long() + 127  # (G * Kg, Og), k in (kh, kw, cg) order
-    table = residual.to(dtype)[:, wk]  # (256, G * Kg, Og)
-    table = table.permute(1, 0, 2).reshape(-1, og).contiguous()
-    kg = kh * kw * cg
-    offsets = (torch.arange(groups * kg, dtype=torch.int32, device=weight_codes.device) * 256)
-    return ResidualTable(table, offsets.reshape(groups, kh, kw, cg), groups)
+    columns = weight_codes.reshape(groups, og, cg, kh, kw).permute(0, 3, 4, 2, 1)
+    columns = columns.reshape(groups, kh * kw * cg, og).long() + 127  # (G, Kg, Og)
+    kg = columns.shape[1]
+    item = torch.empty((), dtype=dtype).element_size()
+    row_bytes = groups * 256 * og * item  # one reduction entry of every group
+    res = ResidualTable(residual.to(dtype), columns, kg)
+    if kg * row_bytes <= TABLE_KEEP:
+        res.kept = [res.table(0)]
+        return res
+    res.chunk = max(1, TABLE_CHUNK // row_bytes)
+    return res
 
 
 def table_sum(res: ResidualTable, xp: torch.Tensor, kernel: tuple[int, int],
@@ -238,18 +274,27 @@ def table_sum(res: ResidualTable, xp: torch.Tensor, kernel: tuple[int, int],
               acc: torch.Tensor) -> None:
     """Add ``sum_k R[i_k, w_ok]`` to ``acc`` (N, O, Ho, Wo), in place, in batch chunks."""
     n = xp.shape[0]
-    g = res.groups
-    cols = res.offsets.numel()
-    per_image = out_hw[0] * out_hw[1] * cols
+    g, kg, og = res.columns.shape
+    per_image = out_hw[0] * out_hw[1] * g * kg
     step = max(1, INDEX_CHUNK // max(1, per_image))
-    og = res.table.shape[1]
     for start in range(0, n, step):
         part = xp[start:start + step]
         view = im2col_view(part, kernel, stride, dilation, out_hw)
         m = view.shape[0]
+        rows = m * out_hw[0] * out_hw[1]
         view = view.reshape(m, out_hw[0], out_hw[1], kernel[0], kernel[1], g, -1)
-        view = view.permute(0, 1, 2, 5, 3, 4, 6)
-        index = torch.add(res.offsets, view)  # int32 (m, Ho, Wo, G, kh, kw, Cg)
-        sums = F.embedding_bag(index.reshape(-1, cols // g), res.table, mode="sum")
+        view = view.permute(0, 1, 2, 5, 3, 4, 6)  # (m, Ho, Wo, G, kh, kw, Cg)
+        if res.chunk >= kg:
+            index = torch.add(res.offsets(0), view.reshape(m, out_hw[0], out_hw[1], g, kg))
+            sums = F.embedding_bag(index.view(-1, kg), res.table(0), mode="sum")
+        else:
+            codes = view.reshape(rows, g, kg)  # a uint8 copy
+            sums = None
+            for k0 in range(0, kg, res.chunk):
+                block = codes[:, :, k0:k0 + res.chunk]
+                index = torch.add(res.offsets(k0), block)
+                part_sums = F.embedding_bag(index.view(rows * g, -1), res.table(k0),
+                                            mode="sum")
+                sums = part_sums if sums is None else sums.add_(part_sums)
         sums = sums.view(m, out_hw[0], out_hw[1], g * og).permute(0, 3, 1, 2)
         acc[start:start + step].add_(sums.to(acc.dtype))
