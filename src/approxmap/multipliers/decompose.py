@@ -38,6 +38,7 @@ from approxmap.multipliers.tables import WEIGHT_CODES, WEIGHT_MAX
 BITS = 8
 INT8_MIN, INT8_MAX = -128, 127
 FEATURE_SPAN = 255
+BASE_ROW = 129
 
 
 @dataclass(frozen=True, eq=False)
@@ -123,7 +124,10 @@ def _bit_terms(h: np.ndarray, valid: np.ndarray) -> list[Term]:
             continue
         t = _two_adic(h[b], 7)
         scaled = h[b] >> t
-        sign = 1 if scaled[np.flatnonzero(scaled)[0]] > 0 else -1  # merge z and -z ...
+        # orient z to correlate positively with w (merges z with -z) ...
+        corr = int(scaled @ np.arange(-WEIGHT_MAX, WEIGHT_MAX + 1))
+        sign = (1 if corr > 0 else -1) if corr else (
+            1 if scaled[np.flatnonzero(scaled)[0]] > 0 else -1)
         if not _fits_int8(scaled * sign) and _fits_int8(scaled):
             sign = 1  # ... unless only one of them is an int8 vector
         for z, s in _digits(scaled * sign):
@@ -166,9 +170,14 @@ def decompose(product: np.ndarray, valid: np.ndarray, offset: int) -> Decomposit
     product = np.asarray(product, dtype=np.int64)
     design = np.concatenate([np.ones((256, 1), np.int64), index_bits()], axis=1)
     rows = np.flatnonzero(valid)
-    solution, *_ = np.linalg.lstsq(design[rows].astype(np.float64),
-                                   product[rows].astype(np.float64), rcond=None)
-    coef = np.rint(solution).astype(np.int64)
+    # the candidate bit coefficients from a base row and its 8 one-bit neighbours (129 and
+    # its neighbours are valid for uint8 and int8 codes), then an exact integer check
+    base = BASE_ROW
+    coef = np.empty((BITS + 1, product.shape[1]), dtype=np.int64)
+    for b in range(BITS):
+        step = product[base ^ (1 << b)] - product[base]
+        coef[b + 1] = -step if base >> b & 1 else step
+    coef[0] = product[base] - design[base, 1:] @ coef[1:]
     if np.array_equal(design[rows] @ coef, product[rows]):
         terms = tuple(_bit_terms(coef[1:], valid))
         return Decomposition(coef[0].copy(), terms, None, valid.copy(), True)
