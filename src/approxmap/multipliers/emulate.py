@@ -41,7 +41,7 @@ from torch import nn
 from approxmap.exceptions import InvalidParameterError
 from approxmap.multipliers import kernels
 from approxmap.multipliers.decompose import Decomposition, decompose
-from approxmap.multipliers.quant import INT32_MAX, Int8Layer
+from approxmap.multipliers.quant import INT32_MAX, Int8Layer, quantize_padded
 from approxmap.multipliers.tables import (
     Table,
     activation_offset,
@@ -272,7 +272,7 @@ def accumulate(layer: Int8Layer, x4: torch.Tensor, unit: Any = None) -> torch.Te
     """
     plan = plan_for(layer, unit)
     ho, wo = layer.output_size(x4.shape[2], x4.shape[3])
-    xp = kernels.pad_nhwc(layer.quantize_input(x4), layer.padding, layer.zero_index)
+    xp = quantize_padded(x4, layer.act, layer.padding)
     acc = kernels.plane_conv(plan.passes, xp, plan.const, plan.acc_dtype)
     if plan.residual is not None:
         kernels.table_sum(plan.residual, xp, layer.kernel_size, layer.stride, layer.dilation,

@@ -36,19 +36,6 @@ FEATURE_ZERO = 128  # stored uint8 feature = centred feature + 128
 INDEX_CHUNK = 1 << 24  # activation-index entries per embedding-bag call (int32: 64 MiB)
 
 
-def pad_nhwc(index: torch.Tensor, padding: tuple[int, int, int, int], value: int) -> torch.Tensor:
-    """(N, C, H, W) uint8 indices -> padded (N, Hp, Wp, C) contiguous, padded with `value`."""
-    top, bottom, left, right = padding
-    nhwc = index.permute(0, 2, 3, 1)
-    if not any(padding):
-        return nhwc.contiguous()
-    n, h, w, c = nhwc.shape
-    out = torch.full((n, h + top + bottom, w + left + right, c), value,
-                     dtype=index.dtype, device=index.device)
-    out[:, top:top + h, left:left + w, :] = nhwc
-    return out
-
-
 def im2col_view(xp: torch.Tensor, kernel: tuple[int, int], stride: tuple[int, int],
                 dilation: tuple[int, int], out_hw: tuple[int, int]) -> torch.Tensor:
     """View (N, Ho, Wo, kh, kw, C) of a contiguous padded (N, Hp, Wp, C) tensor."""
@@ -140,21 +127,27 @@ class PlanePass:
         dtype = torch.float32 if self.backend == "float32" else torch.float64
         lut = self.lut if self.lut is not None else torch.arange(
             256, dtype=torch.int16, device=self.weight.device)[:, None]
-        self._float_lut = (lut.to(torch.int16) - FEATURE_ZERO).to(dtype)
+        self._float_lut = (lut.to(torch.int16) - FEATURE_ZERO).to(dtype)  # centred features
         self._float_weight = self.weight.to(dtype)
 
-    def features(self, xp: torch.Tensor) -> torch.Tensor:
-        """(N, Hp, Wp, C) padded indices -> (N, C * R, Hp, Wp) planes (channels-last view)."""
-        n, hp, wp, c = xp.shape
-        if self.backend == "onednn":
-            planes = xp if self.lut is None else self.lut[xp.long()]
-        else:
-            planes = self._float_lut[xp.long()]
-        return planes.reshape(n, hp, wp, -1).permute(0, 3, 1, 2)
+    def features(self, xp: torch.Tensor, flat: torch.Tensor | None) -> torch.Tensor:
+        """(N, Hp, Wp, C) padded indices -> (N, C * R, Hp, Wp) planes (channels-last view).
 
-    def __call__(self, xp: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        ``flat`` is ``xp`` flattened to int32 (for the table lookup of the features).
+        """
+        n, hp, wp, c = xp.shape
+        if self.lut is None:
+            planes = xp if self.backend == "onednn" else (
+                xp.to(self._float_lut.dtype).sub_(FEATURE_ZERO))
+        else:
+            lut = self.lut if self.backend == "onednn" else self._float_lut
+            planes = lut.index_select(0, flat)
+        return planes.view(n, hp, wp, -1).permute(0, 3, 1, 2)
+
+    def __call__(self, xp: torch.Tensor, flat: torch.Tensor | None,
+                 bias: torch.Tensor | None) -> torch.Tensor:
         """Exact integer output (N, O, Ho, Wo), float32 or float64, bias (float) added."""
-        planes = self.features(xp)
+        planes = self.features(xp, flat)
         if self.backend == "onednn":
             return self._op(planes, bias)
         out = F.conv2d(planes, self._float_weight, bias, self.stride, 0, self.dilation,
@@ -178,10 +171,13 @@ def plane_conv(passes: list[PlanePass], xp: torch.Tensor, bias: torch.Tensor,
         (N, O, Ho, Wo) tensor of dtype acc_dtype holding exact integers.
     """
     acc = None
+    flat = None
+    if any(p.lut is not None for p in passes):
+        flat = xp.reshape(-1).to(torch.int32)
     for p in passes:
         out_dtype = torch.float64 if p.backend == "float64" else torch.float32
         fold = acc is None and p.shift == 0 and out_dtype == acc_dtype
-        out = p(xp, bias.to(out_dtype) if fold else None)
+        out = p(xp, flat, bias.to(out_dtype) if fold else None)
         if out.dtype != acc_dtype:
             out = out.to(acc_dtype)
         if p.shift:
@@ -229,8 +225,9 @@ class ResidualTable:
         """Chunk table of reduction entries start .. start + chunk."""
         if self.kept is not None:
             return self.kept[start // self.chunk]
-        part = self.residual[:, self.columns[:, start:start + self.chunk]]  # (256, G, kc, Og)
-        return part.permute(1, 2, 0, 3).reshape(-1, self.columns.shape[2])
+        cols = self.columns[:, start:start + self.chunk, None, :]  # (G, kc, 1, Og)
+        rows = torch.arange(256, device=cols.device)[:, None]  # (256, 1)
+        return self.residual[rows, cols].reshape(-1, self.columns.shape[2])  # (G*kc*256, Og)
 
     def offsets(self, start: int) -> torch.Tensor:
         """(G, kc) int32 row offsets (g * kc + k) * 256 of a chunk."""

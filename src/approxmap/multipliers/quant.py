@@ -215,12 +215,35 @@ def activation_quant(act_range: ActivationRange, scheme: QuantScheme) -> Activat
     return ActivationQuant("int8", scale, 0)
 
 
-def quantize_index(x: torch.Tensor, aq: ActivationQuant) -> torch.Tensor:
-    """Activation indices (uint8 tensor, same shape and device as x) of a float tensor."""
+def _index_values(x: torch.Tensor, aq: ActivationQuant) -> torch.Tensor:
+    """The activation indices of x as integer-valued float32 (the quantization itself)."""
     inv = torch.tensor(aq.inv_scale, dtype=torch.float32, device=x.device)
     t = torch.mul(x.to(torch.float32), inv).round_()
-    t.add_(aq.zero_index).clamp_(aq.index_min, 255)
-    return t.to(torch.uint8)
+    return t.add_(aq.zero_index).clamp_(aq.index_min, 255)
+
+
+def quantize_index(x: torch.Tensor, aq: ActivationQuant) -> torch.Tensor:
+    """Activation indices (uint8 tensor, same shape and device as x) of a float tensor."""
+    return _index_values(x, aq).to(torch.uint8)
+
+
+def quantize_padded(x: torch.Tensor, aq: ActivationQuant,
+                    padding: tuple[int, int, int, int]) -> torch.Tensor:
+    """Indices of an (N, C, H, W) input, channels last and padded with the zero index.
+
+    Returns:
+        uint8 (N, H + top + bottom, W + left + right, C), contiguous; equal to
+        `quantize_index` of x, permuted and padded with ``aq.zero_index`` (real 0).
+    """
+    top, bottom, left, right = padding
+    n, c, h, w = x.shape
+    values = _index_values(x, aq).permute(0, 2, 3, 1)
+    if not any(padding):
+        return values.to(torch.uint8, memory_format=torch.contiguous_format).contiguous()
+    out = torch.full((n, h + top + bottom, w + left + right, c), aq.zero_index,
+                     dtype=torch.uint8, device=x.device)
+    out[:, top:top + h, left:left + w, :] = values
+    return out
 
 
 def quantize_weight(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
