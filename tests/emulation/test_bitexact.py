@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 from emul_helpers import make_layer
 from torch import nn
 
+from approxmap.exceptions import InvalidParameterError
 from approxmap.multipliers import kernels
 from approxmap.multipliers.emulate import accumulate, emulate_forward, plan_for
 from approxmap.multipliers.quant import integer_conv_reference
 from approxmap.multipliers.reference import reference_accumulate, reference_forward
 from approxmap.multipliers.sample_tables import broken_array, drum, random_table, truncated
+from approxmap.multipliers.tables import Table, exact_table
 
 # (name, module factory, input shape)
 CONFIGS = [
@@ -108,7 +111,6 @@ def test_exact_unit_is_plain_integer_inference(activation, backend):
         assert torch.equal(accumulate(layer, x, None).to(torch.int64), expected)
         assert torch.equal(reference_accumulate(layer, x, None), expected)
         # an exact table in either layout is the exact unit too
-        from approxmap.multipliers.tables import exact_table
         for signed in (False, True):
             if activation == "int8" and not signed:
                 continue  # sign-magnitude of the activation: still exact, checked below
@@ -117,7 +119,6 @@ def test_exact_unit_is_plain_integer_inference(activation, backend):
 
 
 def test_exact_unsigned_table_with_int8_activations_is_exact():
-    from approxmap.multipliers.tables import exact_table
     torch.manual_seed(1)
     x = _input((2, 4, 6, 6), 2)
     layer = make_layer(nn.Conv2d(4, 3, 3, padding=1), x, "int8")
@@ -172,3 +173,15 @@ def test_streamed_tables_and_batch_chunks(monkeypatch, groups):
     plan = plan_for(layer, unit)
     assert plan.residual.kept is None and plan.residual.chunk == 5
     assert torch.equal(accumulate(layer, x, unit).to(torch.int64), expected)
+
+
+def test_int32_overflow_is_refused():
+
+    lin = nn.Linear(40_000, 1, bias=False)
+    with torch.no_grad():
+        lin.weight.fill_(1.0)
+    layer = make_layer(lin, torch.ones(1, 40_000))
+    huge = Table(np.full((256, 256), 65535, np.int32), False)
+    with pytest.raises(InvalidParameterError, match="int32 accumulator"):
+        plan_for(layer, huge)
+    plan_for(layer, None)  # exact: 40,000 * 255 * 127 < 2^31

@@ -225,7 +225,8 @@ def compile_plan(layer: Int8Layer, unit: Any = None) -> Plan:
             elif use_onednn:
                 backend = "onednn"
             else:
-                backend = "float32" if device.type == "cpu" else "float64"
+                exact32 = device.type == "cpu" and kernels.cpu_float32_exact()
+                backend = "float32" if exact32 else "float64"
             p = kernels.PlanePass(None if identity else torch.as_tensor(lut, device=device),
                                   weight.contiguous(), shift, backend, layer.stride,
                                   layer.dilation, layer.groups)

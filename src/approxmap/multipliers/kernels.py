@@ -74,6 +74,13 @@ def onednn_exact() -> bool:
         return False
 
 
+def cpu_float32_exact() -> bool:
+    """Whether CPU float32 convolutions run in IEEE float32 (no bf16/tf32 "fast math")."""
+    conv = getattr(torch.backends.mkldnn, "conv", None)
+    precision = str(getattr(conv, "fp32_precision", "none")).lower()
+    return precision in ("none", "ieee")
+
+
 class OneDnnConv:
     """A prepacked oneDNN u8 x s8 convolution, input zero point 128, output float32.
 
@@ -225,9 +232,12 @@ class ResidualTable:
         """Chunk table of reduction entries start .. start + chunk."""
         if self.kept is not None:
             return self.kept[start // self.chunk]
-        cols = self.columns[:, start:start + self.chunk, None, :]  # (G, kc, 1, Og)
-        rows = torch.arange(256, device=cols.device)[:, None]  # (256, 1)
-        return self.residual[rows, cols].reshape(-1, self.columns.shape[2])  # (G*kc*256, Og)
+        g, _, og = self.columns.shape
+        cols = self.columns[:, start:start + self.chunk].reshape(-1, 1, og)  # (G * kc, 1, Og)
+        blocks = cols.shape[0]
+        table = torch.gather(self.residual.expand(blocks, 256, self.residual.shape[1]), 2,
+                             cols.expand(blocks, 256, og))  # (G * kc, 256, Og)
+        return table.view(-1, og)
 
     def offsets(self, start: int) -> torch.Tensor:
         """(G, kc) int32 row offsets (g * kc + k) * 256 of a chunk."""
