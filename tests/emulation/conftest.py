@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 from emul_helpers import EVO_DIR, EVO_NAMES, load_evo
 
 from approxmap.multipliers import kernels
@@ -24,3 +25,12 @@ def backend(request, monkeypatch):
     if request.param == "float":
         monkeypatch.setattr(kernels, "onednn_exact", lambda: False)
     return request.param
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """The tensors here are tiny: one thread avoids waiting on busy cores."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
