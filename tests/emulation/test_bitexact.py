@@ -185,3 +185,40 @@ def test_int32_overflow_is_refused():
     with pytest.raises(InvalidParameterError, match="int32 accumulator"):
         plan_for(layer, huge)
     plan_for(layer, None)  # exact: 40,000 * 255 * 127 < 2^31
+
+
+def test_all_evoapprox_tables_both_codings():
+    """Every EvoApprox table, uint8 and int8 activations, on one strided padded conv."""
+    import json
+
+    from emul_helpers import EVO_DIR
+
+    if not (EVO_DIR / "evo8_luts.npz").is_file():
+        pytest.skip("EvoApprox tables not available")
+    meta = json.loads((EVO_DIR / "evo8_luts.json").read_text())
+    signed_of = {sha: meta["meta"][name]["signed"] for name, sha in meta["names"].items()}
+    torch.manual_seed(21)
+    x = _input((2, 5, 8, 8), 22)
+    conv = nn.Conv2d(5, 4, 3, stride=2, padding=1)
+    layers = {act: make_layer(conv, x, act) for act in ("uint8", "int8")}
+    with np.load(EVO_DIR / "evo8_luts.npz") as z:
+        for key in z.files:
+            table = Table(z[key], bool(signed_of[key[4:]]), name=key)
+            for layer in layers.values():
+                _check(layer, x, table)
+
+
+@pytest.mark.parametrize("activation", ["uint8", "int8"])
+def test_realistic_layer_sizes(activation, backend):
+    """A 32->64 3x3 conv on 14x14 ReLU maps (mnist-cnn's conv2) and a 576->10 linear."""
+    torch.manual_seed(5)
+    conv = nn.Conv2d(32, 64, 3, padding=1)
+    x = _input((2, 32, 14, 14), 6, relu=True)
+    layer = make_layer(conv, x, activation)
+    lin = nn.Linear(576, 10)
+    xl = _input((3, 576), 7, relu=True)
+    lin_layer = make_layer(lin, xl, activation)
+    for unit in (None, truncated(8, activation == "int8"), random_table(200, seed=4),
+                 drum(3, True)):
+        _check(layer, x, unit)
+        _check(lin_layer, xl, unit)

@@ -274,7 +274,11 @@ def accumulate(layer: Int8Layer, x4: torch.Tensor, unit: Any = None) -> torch.Te
     plan = plan_for(layer, unit)
     ho, wo = layer.output_size(x4.shape[2], x4.shape[3])
     xp = quantize_padded(x4, layer.act, layer.padding)
-    acc = kernels.plane_conv(plan.passes, xp, plan.const, plan.acc_dtype)
+    if plan.passes:
+        acc = kernels.plane_conv(plan.passes, xp, plan.const, plan.acc_dtype)
+    else:  # a unit whose products depend on the weight only (e.g. constant zero)
+        acc = plan.const.to(plan.acc_dtype).view(1, -1, 1, 1).expand(
+            xp.shape[0], -1, ho, wo).clone()
     if plan.residual is not None:
         kernels.table_sum(plan.residual, xp, layer.kernel_size, layer.stride, layer.dilation,
                           (ho, wo), acc)
