@@ -15,7 +15,8 @@ lookup (an embedding-bag sum; see `kernels`).
 Detection, with no per-family code:
 
 - If ``P`` is *linear in the bits of the activation index* -- ``P[i, w] = c(w) +
-  sum_b bit_b(i) h_b(w)``, solved exactly on the valid rows and verified in integers -- the
+  sum_b bit_b(i) h_b(w)``, read off index 129 and its 8 one-bit neighbours (valid for both
+  codings) and verified in integers on every valid row -- the
   table is fully structured: R = 0. This holds for the exact product, for units made by
   removing partial products (truncated, broken-array; signed ones in two's complement, whose
   index bits are those of the int8 code with the top bit flipped) and for all signed tables of

@@ -22,10 +22,13 @@ How (per layer and unit, compiled once into a `Plan` and cached on the layer):
 4. The residual, if any, is summed by `kernels.table_sum`: an embedding-bag over a per-layer
    table ``T[(k, i), o] = R[i, w_ok]`` with the im2col of the activation indices as bags.
 
-Memory of a compiled plan: the expanded weights (R bytes per weight), plus, for a residual,
-the table of K * 256 * O float32 values (4 bytes; 8 when its sums could reach 2^24), e.g.
-151 MB for a 3x3 conv 128->128. `Plan.nbytes` reports it; a layer keeps its two most recent
-plans (`Int8Layer.clear_plans()` drops them).
+Memory of a compiled plan (`Plan.nbytes`): the expanded int8 weights (R bytes per weight for
+R planes) and, for a residual, its lookup table of K * 256 * O float32 values (8 bytes each
+when its sums could reach 2^24): kept when it fits `kernels.TABLE_KEEP` (64 MB; e.g. 37.7 MB
+for a 3x3 conv 64->64), else rebuilt at every call in chunks of `kernels.TABLE_CHUNK` (16 MB),
+which costs about one extra pass over the table per call (negligible for convolutions, about
+the cost of the lookups themselves for a Linear layer at batch 256). A layer keeps its two
+most recent plans (`Int8Layer.clear_plans()` drops them); decompositions are cached per unit.
 """
 
 from __future__ import annotations

@@ -18,8 +18,8 @@ Quantization
     codes ``q = clamp(round(x * (1/s_a)), -127, 127)``.
 
   ``round`` is round-half-to-even and ``x * (1/s_a)`` a float32 product with the float32
-  reciprocal of the float32 scale, as in PyTorch's ``quantize_per_tensor``. Real 0.0 maps
-  exactly to the code z. Internally an activation is its *index* ``i = q`` (uint8) or
+  reciprocal of the float32 scale (the same on every device; note that fbgemm's
+  ``torch.quantize_per_tensor`` rounds some ties differently). Real 0.0 maps exactly to z. Internally an activation is its *index* ``i = q`` (uint8) or
   ``i = q + 128`` (int8), always 0..255; `Int8Layer.zero_index` is the index of real 0.
 - Bias: int32, ``b_q[o] = round(b[o] / (s_a * s_w[o]))`` (float64), clamped to int32.
 
