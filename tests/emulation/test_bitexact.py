@@ -90,12 +90,15 @@ def test_structured_units_take_the_plane_path(evo_tables):
     assert plan_for(layer, None).residual is None
     assert len(plan_for(layer, None).passes) == 1
     for unit in (truncated(8), truncated(4), broken_array(2, 8), evo_tables["v10/mul8u_17QU"]):
-        assert plan_for(layer, unit).residual is None, unit.name
-    for unit in (drum(4), random_table(5), evo_tables["v10/mul8u_2P7"]):
+        assert plan_for(layer, unit).bit_linear, unit.name
+    # low-rank residual: planes too
+    assert plan_for(layer, evo_tables["v10/mul8u_2P7"]).residual is None
+    assert not plan_for(layer, evo_tables["v10/mul8u_2P7"]).bit_linear
+    for unit in (drum(4), random_table(5), evo_tables["v10/mul8u_17KS"]):
         assert plan_for(layer, unit).residual is not None
     int8_layer = make_layer(nn.Conv2d(3, 4, 3, padding=1), _input((1, 3, 5, 5), 0), "int8")
     for unit in (truncated(8, True), evo_tables["v10/mul8s_1KVL"], evo_tables["v10/mul8s_1L2H"]):
-        assert plan_for(int8_layer, unit).residual is None, unit.name
+        assert plan_for(int8_layer, unit).bit_linear, unit.name
 
 
 @pytest.mark.parametrize("activation", ["uint8", "int8"])

@@ -10,7 +10,7 @@ import torch
 from emul_helpers import EVO_DIR
 
 from approxmap.exceptions import InvalidParameterError
-from approxmap.multipliers.decompose import decompose
+from approxmap.multipliers.decompose import MAX_TERMS, decompose
 from approxmap.multipliers.emulate import unit_products, valid_rows
 from approxmap.multipliers.sample_tables import broken_array, drum, random_table, truncated
 from approxmap.multipliers.tables import (
@@ -91,7 +91,7 @@ def test_operand_conventions():
 @pytest.mark.parametrize("activation", ["uint8", "int8"])
 def test_decomposition_reconstructs_every_sample_table(activation):
     rows = valid_rows(activation)
-    structured = []
+    structured, low_rank = [], []
     for unit in (None, truncated(3), truncated(8), truncated(8, True), broken_array(2, 8),
                  broken_array(3, 5, True), drum(4), drum(3, True), random_table(7),
                  random_table(100, True)):
@@ -103,11 +103,15 @@ def test_decomposition_reconstructs_every_sample_table(activation):
             assert term.weight.min() >= -128 and term.weight.max() <= 127
             span = term.feature[rows].max() - term.feature[rows].min()
             assert span <= 255
-        if dec.residual is None:
+        assert len(dec.terms) <= MAX_TERMS or dec.bit_linear
+        if dec.bit_linear:
             structured.append(unit.name if unit is not None else "exact")
+        elif dec.residual is None:
+            low_rank.append(unit.name)
     expected = {"exact", "trunc3u", "trunc8u", "trunc8s", "bam2-8u", "bam3-5s"}
-    if activation == "int8":
-        expected -= {"trunc3u", "trunc8u", "bam2-8u"}  # sign-magnitude activations
+    if activation == "int8":  # sign-magnitude activations: low rank instead
+        expected -= {"trunc3u", "trunc8u", "bam2-8u"}
+        assert {"trunc3u", "trunc8u"} <= set(low_rank)
     assert set(structured) == expected
 
 

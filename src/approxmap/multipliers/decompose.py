@@ -25,7 +25,11 @@ Detection, with no per-family code:
   exact product merges into a single term ``u = i``); a ``z`` wider than int8 is split into
   balanced base-128 digits.
 - Otherwise: one exact term (``u = i``, ``z = w``; ``c(w) = -offset * w``) and the residual
-  ``R = P - v(i) * w``, the error of the unit.
+  ``R = P - v(i) * w``, the error of the unit. If R has a small rank and factors over
+  integers on a basis of its own columns, ``R = sum_j R[:, w_j] * C[j, :]`` with integer C
+  (true for many EvoApprox unsigned tables, e.g. mul8u_125K, 14VP, 150Q, QJD, C67), its
+  terms are planes too (features ``R[:, w_j]``, weights ``C[j, :]``, split into digits when
+  wide) as long as there are at most `MAX_TERMS` terms; else R goes to table lookups.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ BITS = 8
 INT8_MIN, INT8_MAX = -128, 127
 FEATURE_SPAN = 255
 BASE_ROW = 129
+MAX_TERMS = 12  # planes beyond which table lookups are faster (measured, see emulate)
 
 
 @dataclass(frozen=True, eq=False)
@@ -116,6 +121,55 @@ def _digits(z: np.ndarray) -> list[tuple[np.ndarray, int]]:
     return [(d, s) for d, s in out if np.any(d)]
 
 
+def _feature_digits(feature: np.ndarray, valid: np.ndarray) -> list[tuple[np.ndarray, int]]:
+    """Base-256 digits of a feature until the last spans <= 255: f = sum_d f_d * 256^d."""
+    out: list[tuple[np.ndarray, int]] = []
+    shift = 0
+    while int(feature[valid].max() - feature[valid].min()) > FEATURE_SPAN:
+        low = feature % 256
+        out.append((low, shift))
+        feature = (feature - low) // 256
+        shift += 8
+    out.append((feature, shift))
+    return [(d, s) for d, s in out if np.any(d[valid])]
+
+
+def _low_rank_terms(residual: np.ndarray, valid: np.ndarray, max_terms: int) -> list[Term] | None:
+    """Integer factorization R = sum_j R[:, w_j] * C[j, :] over a basis of R's columns.
+
+    The basis is chosen greedily (weights +-2^b first, then by |w|); the factorization is
+    used only when the coefficients C come out integer (checked exactly) and the terms,
+    after splitting features into base-256 and weights into base-128 digits, number at most
+    ``max_terms``. Returns None otherwise.
+    """
+    rows = residual[valid]
+    dense = rows.astype(np.float64)
+    w = np.arange(-WEIGHT_MAX, WEIGHT_MAX + 1)
+    mag = np.abs(w)
+    order = sorted(range(WEIGHT_CODES),
+                   key=lambda j: (not (mag[j] and mag[j] & (mag[j] - 1) == 0), mag[j], w[j] < 0))
+    basis: list[int] = []
+    ortho = np.zeros((dense.shape[0], 0))
+    for j in order:  # Gram-Schmidt: keep a column with a component outside the span so far
+        col = dense[:, j]
+        rest = col - ortho @ (ortho.T @ col)
+        norm = float(np.linalg.norm(rest))
+        if norm > 1e-7 * max(1.0, float(np.linalg.norm(col))):
+            if len(basis) == max_terms:
+                return None  # rank above max_terms
+            basis.append(j)
+            ortho = np.concatenate([ortho, (rest / norm)[:, None]], axis=1)
+    if not basis:
+        return None
+    coef = np.rint(np.linalg.lstsq(dense[:, basis], dense, rcond=None)[0]).astype(np.int64)
+    if not np.array_equal(rows[:, basis] @ coef, rows):
+        return None
+    terms = [Term(f, z, zs + fs) for j, col in enumerate(basis)
+             for z, zs in _digits(coef[j])
+             for f, fs in _feature_digits(np.where(valid, residual[:, col], 0), valid)]
+    return terms if len(terms) <= max_terms else None
+
+
 def _bit_terms(h: np.ndarray, valid: np.ndarray) -> list[Term]:
     """Terms from the bit coefficients h (8, 255), merged on identical weight vectors."""
     bits = index_bits()
@@ -160,13 +214,16 @@ def _bit_terms(h: np.ndarray, valid: np.ndarray) -> list[Term]:
     return terms
 
 
-def decompose(product: np.ndarray, valid: np.ndarray, offset: int) -> Decomposition:
+def decompose(product: np.ndarray, valid: np.ndarray, offset: int,
+              max_terms: int = MAX_TERMS) -> Decomposition:
     """Decompose a (256, 255) int64 product table (see module doc).
 
     Args:
         product: ``P[i, w + 127]``.
         valid: (256,) bool, the activation indices that can occur (rows outside are ignored).
         offset: operand value offset, v(i) = i - offset (for the generic split).
+        max_terms: most terms (exact one included) of a low-rank split of an unstructured
+            table; beyond, the residual goes to table lookups. 1 disables the split.
     """
     product = np.asarray(product, dtype=np.int64)
     design = np.concatenate([np.ones((256, 1), np.int64), index_bits()], axis=1)
@@ -186,4 +243,8 @@ def decompose(product: np.ndarray, valid: np.ndarray, offset: int) -> Decomposit
     exact = Term(np.arange(256, dtype=np.int64), w.astype(np.int64), 0)
     residual = product - np.outer(np.arange(256) - offset, w)
     residual[~valid] = 0
-    return Decomposition(-offset * w.astype(np.int64), (exact,), residual, valid.copy(), False)
+    constant = -offset * w.astype(np.int64)
+    low_rank = _low_rank_terms(residual, valid, max_terms - 1)
+    if low_rank is not None:
+        return Decomposition(constant, (exact, *low_rank), None, valid.copy(), False)
+    return Decomposition(constant, (exact,), residual, valid.copy(), False)
