@@ -49,8 +49,9 @@ from approxmap.multipliers.tables import Table
 from approxmap.zoo.archs import build_arch
 
 EVO_DIR = Path("/work/shared/evoapprox")
-# (release/name, why): one unstructured unsigned table, one structured signed table
-EVO_UNITS = ("v10/mul8u_2P7", "v10/mul8u_17KS", "v10/mul8s_1KVL")
+# unsigned unstructured (17KS, rank 17; NGR, rank 52), unsigned low-rank (2P7, MAE 1),
+# signed bit-linear (1KVL); the quick run takes the first
+EVO_UNITS = ("v10/mul8u_17KS", "v10/mul8u_2P7", "v10/mul8s_1KVL", "v10/mul8u_NGR")
 
 
 def load_evo(name: str) -> Table | None:
@@ -143,14 +144,13 @@ def timed(fn: Callable[[], Any], repeat: int) -> float:
 
 
 def plan_memory(model: nn.Module) -> tuple[int, str]:
-    """Bytes of the compiled plans of an emulated model and the set of paths used."""
+    """Bytes of the compiled plans of an emulated model and the paths its layers take."""
     total, kinds = 0, set()
     for m in model.modules():
         if isinstance(m, EmulatedLayer):
             plan = plan_for(m.layer, m.unit)
             total += plan.nbytes
-            kinds.add(plan.description.split(":")[0] + (
-                "+table" if plan.residual is not None else ""))
+            kinds.add(plan.description)
     return total, "/".join(sorted(kinds))
 
 
@@ -197,8 +197,9 @@ def main(argv: list[str] | None = None) -> None:
         with torch.no_grad():
             t_float = timed(lambda m=model, x=x: m(x), args.repeat)
         print(f"\n{net_name}: float {t_float * 1e3:.1f} ms / batch of {len(x)}")
+        with_acc = net_name == "mnist-cnn" and not args.quick
         print(f"  {'unit':32s} {'act':5s} {'ms':>9s} {'ratio':>7s}  {'path':14s} "
-              f"{'plans MB':>8s} {'compile s':>9s}")
+              f"{'plans MB':>8s} {'compile s':>9s}" + ("  top-1 %" if with_acc else ""))
         for label, act, unit in units(args.quick):
             scheme = QuantScheme(activation=act)
             emu = emulated(model, ranges, scheme, unit)
@@ -209,8 +210,9 @@ def main(argv: list[str] | None = None) -> None:
             with torch.no_grad():
                 t = timed(lambda m=emu, x=x: m(x), args.repeat)
             nbytes, kinds = plan_memory(emu)
+            top1 = f"  {accuracy(emu, mnist.x, mnist.y, 250):7.1f}" if with_acc else ""
             print(f"  {label:32s} {act:5s} {t * 1e3:9.1f} {t / t_float:6.1f}x  {kinds:14s} "
-                  f"{nbytes / 1e6:8.1f} {compile_s:9.2f}")
+                  f"{nbytes / 1e6:8.1f} {compile_s:9.2f}{top1}")
             results.append((net_name, label, t / t_float))
             del emu
         # the naive reference, per image, on a small batch

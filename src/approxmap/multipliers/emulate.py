@@ -206,16 +206,16 @@ def compile_plan(layer: Int8Layer, unit: Any = None) -> Plan:
     use_onednn = device.type == "cpu" and kernels.onednn_exact()
     passes: list[kernels.PlanePass] = []
     total = const.abs()
-    groups: dict[tuple[int, bool], list[list[_PlaneTerm]]] = {}
-    for pt in planes:
-        bins = groups.setdefault((pt.shift, pt.wide), [])
+    by_shift: dict[tuple[int, bool], list[list[_PlaneTerm]]] = {}
+    for pt in planes:  # terms of one shift share a convolution while the sum stays < 2^24
+        bins = by_shift.setdefault((pt.shift, pt.wide), [])
         for members in bins:
             if pt.wide or int((sum(m.bound for m in members) + pt.bound).max()) < kernels.EXACT_F32:
                 members.append(pt)
                 break
         else:
             bins.append([pt])
-    for (shift, wide), bins in sorted(groups.items()):
+    for (shift, wide), bins in sorted(by_shift.items()):
         for members in bins:
             lut = np.stack([m.feature for m in members], axis=1) + kernels.FEATURE_ZERO
             lut = np.clip(lut, 0, 255).astype(np.uint8)  # invalid rows may fall outside
