@@ -3,9 +3,11 @@
 For each network, every Conv2d/Linear layer is quantized to int8 (per-channel weights,
 per-tensor activations calibrated by min/max of the layer input on a few batches) and
 replaced by an `EmulatedLayer`. Reported: the time of one batch (default 256 images) through
-the emulated network divided by the float network's time, both with `--threads` threads
-(default 2), each the median of `--repeat` timed runs after a warm-up run (the warm-up also
-compiles the per-layer plans; their compile time and memory are reported apart).
+the emulated network relative to the float network, both with `--threads` threads (default
+2): float and emulated runs alternate `--repeat` times after a warm-up of each (the warm-up
+also compiles the per-layer plans; their compile time and memory are reported apart), and
+the ratio is the median of the per-pair ratios, which keeps a varying background load out
+of it as far as possible. Check the load lines: on a busy machine the figures are noisy.
 
 Networks:
 - mnist-cnn: the built-in trained model (3 conv + 2 linear), calibrated on mnist5k.
@@ -17,7 +19,8 @@ a few exact convolutions), DRUM and a random table (unstructured: table lookups)
 tables from /work/shared/evoapprox (if present), unsigned units with uint8 activations and
 signed units with int8 activations. The naive table-gather reference
 (`reference.reference_forward`) is timed on a smaller batch (`--ref-batch`) and its ratio is
-per image. Also: top-1 accuracy of the int8 (exact unit) mnist-cnn vs float on mnist5k.
+per image. Also: top-1 accuracy of the int8 (exact unit) mnist-cnn vs float on the first
+1,000 images of mnist5k, and (full run) of mnist-cnn with each unit.
 
     python benchmarks/bench_emulation.py            # full run (several minutes on 2 cores)
     python benchmarks/bench_emulation.py --quick    # a few units, fewer repeats
@@ -143,6 +146,26 @@ def timed(fn: Callable[[], Any], repeat: int) -> float:
     return statistics.median(times)
 
 
+def timed_pair(base: Callable[[], Any], other: Callable[[], Any],
+               repeat: int) -> tuple[float, float, float]:
+    """Alternate runs of base and other (after a warm-up of each).
+
+    Returns (median base time, median other time, median of the per-pair ratios
+    other / base): pairing keeps a slowly varying background load out of the ratio.
+    """
+    base()
+    other()
+    pairs = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        base()
+        middle = time.perf_counter()
+        other()
+        pairs.append((middle - start, time.perf_counter() - middle))
+    return (statistics.median(p[0] for p in pairs), statistics.median(p[1] for p in pairs),
+            statistics.median(p[1] / p[0] for p in pairs))
+
+
 def plan_memory(model: nn.Module) -> tuple[int, str]:
     """Bytes of the compiled plans of an emulated model and the paths its layers take."""
     total, kinds = 0, set()
@@ -198,7 +221,7 @@ def main(argv: list[str] | None = None) -> None:
             t_float = timed(lambda m=model, x=x: m(x), args.repeat)
         print(f"\n{net_name}: float {t_float * 1e3:.1f} ms / batch of {len(x)}")
         with_acc = net_name == "mnist-cnn" and not args.quick
-        print(f"  {'unit':32s} {'act':5s} {'ms':>9s} {'ratio':>7s}  {'path':14s} "
+        print(f"  {'unit':32s} {'act':5s} {'ms':>9s} {'ratio':>7s}  {'path':18s} "
               f"{'plans MB':>8s} {'compile s':>9s}" + ("  top-1 %" if with_acc else ""))
         for label, act, unit in units(args.quick):
             scheme = QuantScheme(activation=act)
@@ -208,12 +231,13 @@ def main(argv: list[str] | None = None) -> None:
                 emu(x[:2])  # compiles the plans
             compile_s = time.perf_counter() - start
             with torch.no_grad():
-                t = timed(lambda m=emu, x=x: m(x), args.repeat)
+                _, t, ratio = timed_pair(lambda f=model, x=x: f(x), lambda m=emu, x=x: m(x),
+                                         args.repeat)
             nbytes, kinds = plan_memory(emu)
             top1 = f"  {accuracy(emu, mnist.x, mnist.y, 250):7.1f}" if with_acc else ""
-            print(f"  {label:32s} {act:5s} {t * 1e3:9.1f} {t / t_float:6.1f}x  {kinds:14s} "
+            print(f"  {label:32s} {act:5s} {t * 1e3:9.1f} {ratio:6.1f}x  {kinds:18s} "
                   f"{nbytes / 1e6:8.1f} {compile_s:9.2f}{top1}")
-            results.append((net_name, label, t / t_float))
+            results.append((net_name, label, ratio))
             del emu
         # the naive reference, per image, on a small batch
         ref_unit = random_table(64)
