@@ -26,10 +26,10 @@ Detection, with no per-family code:
   balanced base-128 digits.
 - Otherwise: one exact term (``u = i``, ``z = w``; ``c(w) = -offset * w``) and the residual
   ``R = P - v(i) * w``, the error of the unit. If R has a small rank and factors over
-  integers on a basis of its own columns, ``R = sum_j R[:, w_j] * C[j, :]`` with integer C
-  (true for many EvoApprox unsigned tables, e.g. mul8u_125K, 14VP, 150Q, QJD, C67), its
-  terms are planes too (features ``R[:, w_j]``, weights ``C[j, :]``, split into digits when
-  wide) as long as there are at most `MAX_TERMS` terms; else R goes to table lookups.
+  integers on a basis of its own columns or rows, e.g. ``R = sum_j R[:, w_j] * C[j, :]``
+  with integer C (true for 25 of the 53 unsigned EvoApprox tables, e.g. mul8u_125K, 2P7,
+  14VP, QJD, 96D, R36), its terms are planes too (split into digits when wide) as long as
+  there are at most `MAX_TERMS` terms; else R goes to table lookups.
 """
 
 from __future__ import annotations
@@ -134,40 +134,78 @@ def _feature_digits(feature: np.ndarray, valid: np.ndarray) -> list[tuple[np.nda
     return [(d, s) for d, s in out if np.any(d[valid])]
 
 
-def _low_rank_terms(residual: np.ndarray, valid: np.ndarray, max_terms: int) -> list[Term] | None:
-    """Integer factorization R = sum_j R[:, w_j] * C[j, :] over a basis of R's columns.
+def _power_of_two_first(values: np.ndarray) -> list[int]:
+    """Indices ordered: values +-2^b first, then by magnitude, positive first."""
+    mag = np.abs(values)
+    return sorted(range(len(values)),
+                  key=lambda j: (not (mag[j] and mag[j] & (mag[j] - 1) == 0), mag[j], values[j] < 0))
 
-    The basis is chosen greedily (weights +-2^b first, then by |w|); the factorization is
-    used only when the coefficients C come out integer (checked exactly) and the terms,
-    after splitting features into base-256 and weights into base-128 digits, number at most
-    ``max_terms``. Returns None otherwise.
+
+def _integer_factor(m: np.ndarray, order: list[int],
+                    max_rank: int) -> tuple[list[int], np.ndarray] | None:
+    """``m = m[:, basis] @ coef`` with integer coef, basis picked greedily in `order`.
+
+    Gram-Schmidt keeps each column (in `order`) with a component outside the span so far;
+    None when the rank exceeds max_rank or the coefficients are not integers (checked
+    exactly).
     """
-    rows = residual[valid]
-    dense = rows.astype(np.float64)
-    w = np.arange(-WEIGHT_MAX, WEIGHT_MAX + 1)
-    mag = np.abs(w)
-    order = sorted(range(WEIGHT_CODES),
-                   key=lambda j: (not (mag[j] and mag[j] & (mag[j] - 1) == 0), mag[j], w[j] < 0))
+    dense = m.astype(np.float64)
     basis: list[int] = []
     ortho = np.zeros((dense.shape[0], 0))
-    for j in order:  # Gram-Schmidt: keep a column with a component outside the span so far
+    for j in order:  # level-1/2 operations only: cheap, and no BLAS threads
         col = dense[:, j]
         rest = col - ortho @ (ortho.T @ col)
         norm = float(np.linalg.norm(rest))
         if norm > 1e-7 * max(1.0, float(np.linalg.norm(col))):
-            if len(basis) == max_terms:
-                return None  # rank above max_terms
+            if len(basis) == max_rank:
+                return None
             basis.append(j)
             ortho = np.concatenate([ortho, (rest / norm)[:, None]], axis=1)
     if not basis:
         return None
-    coef = np.rint(np.linalg.lstsq(dense[:, basis], dense, rcond=None)[0]).astype(np.int64)
-    if not np.array_equal(rows[:, basis] @ coef, rows):
+    # m[:, basis] = Q T with Q orthonormal: coef = T^-1 Q^T m, rounded, then checked exactly
+    tri = ortho.T @ dense[:, basis]
+    coef = np.rint(np.linalg.solve(tri, ortho.T @ dense)).astype(np.int64)
+    if not np.array_equal(m[:, basis] @ coef, m):
         return None
-    terms = [Term(f, z, zs + fs) for j, col in enumerate(basis)
-             for z, zs in _digits(coef[j])
-             for f, fs in _feature_digits(np.where(valid, residual[:, col], 0), valid)]
-    return terms if len(terms) <= max_terms else None
+    return basis, coef
+
+
+def _low_rank_terms(residual: np.ndarray, valid: np.ndarray, max_terms: int) -> list[Term] | None:
+    """Terms of an integer low-rank factorization of the residual, or None.
+
+    Two factorizations are tried, over a basis of R's own columns (``R = sum_j R[:, w_j] *
+    C[j, :]``: features are residual columns, weights integer coefficients) and of its rows
+    (``R = sum_j C[:, j] * R[i_j, :]``: features are coefficients, weights residual rows),
+    each basis chosen greedily (operands +-2^b first, then by magnitude). The one with fewer
+    terms is kept, after splitting features into base-256 and weights into base-128 digits,
+    if it has at most ``max_terms`` terms.
+    """
+    rows = residual[valid]
+    index = np.flatnonzero(valid)
+    w = np.arange(-WEIGHT_MAX, WEIGHT_MAX + 1)
+    candidates: list[list[tuple[np.ndarray, np.ndarray]]] = []
+    by_column = _integer_factor(rows, _power_of_two_first(w), max_terms)
+    if by_column is not None:
+        basis, coef = by_column
+        candidates.append([(np.where(valid, residual[:, col], 0), coef[j])
+                           for j, col in enumerate(basis)])
+    by_row = _integer_factor(rows.T, _power_of_two_first(index), max_terms)
+    if by_row is not None:
+        basis, coef = by_row  # rows.T = rows.T[:, basis] @ coef
+        pairs = []
+        for j, r in enumerate(basis):
+            feature = np.zeros(256, dtype=np.int64)
+            feature[index] = coef[j]
+            pairs.append((feature, rows[r]))
+        candidates.append(pairs)
+    best = None
+    for pairs in candidates:
+        terms = [Term(f, z, zs + fs) for feature, weight in pairs
+                 for z, zs in _digits(weight) for f, fs in _feature_digits(feature, valid)]
+        if len(terms) <= max_terms and (best is None or len(terms) < len(best)):
+            best = terms
+    return best
 
 
 def _bit_terms(h: np.ndarray, valid: np.ndarray) -> list[Term]:
