@@ -169,10 +169,13 @@ def test_streamed_tables_and_batch_chunks(monkeypatch, groups):
     layer = make_layer(nn.Conv2d(4, 6, 3, padding=1, groups=groups), x)
     unit = random_table(50, seed=9)
     expected = reference_accumulate(layer, x, unit)
-    monkeypatch.setattr(kernels, "INDEX_CHUNK", 100)
+    monkeypatch.setattr(kernels, "INDEX_CHUNK", 100)  # < one output row: row blocks
     monkeypatch.setattr(kernels, "TABLE_KEEP", 1000)
     monkeypatch.setattr(kernels, "TABLE_CHUNK", 256 * 6 * 4 * 5)  # 5 entries per chunk
     layer.clear_plans()
+    monkeypatch.setattr(kernels, "INDEX_CHUNK", 36 * 6 * 2)  # two images per block
+    assert torch.equal(accumulate(layer, x, unit).to(torch.int64), expected)
+    monkeypatch.setattr(kernels, "INDEX_CHUNK", 100)  # < one output row: row blocks
     plan = plan_for(layer, unit)
     assert plan.residual.kept is None and plan.residual.chunk == 5
     assert torch.equal(accumulate(layer, x, unit).to(torch.int64), expected)

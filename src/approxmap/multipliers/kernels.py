@@ -276,32 +276,43 @@ def build_residual_table(residual: torch.Tensor, weight_codes: torch.Tensor,
     return res
 
 
+def _blocks(n: int, ho: int, per_row: int) -> list[tuple[int, int, int, int]]:
+    """(n0, n1, r0, r1) blocks of images x output rows with about INDEX_CHUNK entries each."""
+    rows_per = max(1, INDEX_CHUNK // max(1, per_row))
+    if rows_per < ho:  # large images: blocks of output rows of one image
+        return [(i, i + 1, r, min(ho, r + rows_per)) for i in range(n)
+                for r in range(0, ho, rows_per)]
+    step = max(1, rows_per // ho)
+    return [(i, min(n, i + step), 0, ho) for i in range(0, n, step)]
+
+
 def table_sum(res: ResidualTable, xp: torch.Tensor, kernel: tuple[int, int],
               stride: tuple[int, int], dilation: tuple[int, int], out_hw: tuple[int, int],
               acc: torch.Tensor) -> None:
-    """Add ``sum_k R[i_k, w_ok]`` to ``acc`` (N, O, Ho, Wo), in place, in batch chunks."""
-    n = xp.shape[0]
+    """Add ``sum_k R[i_k, w_ok]`` to ``acc`` (N, O, Ho, Wo), in place.
+
+    The bags (im2col of the indices plus row offsets, int32) are built for blocks of about
+    `INDEX_CHUNK` entries (images, or output rows of large images).
+    """
     g, kg, og = res.columns.shape
-    per_image = out_hw[0] * out_hw[1] * g * kg
-    step = max(1, INDEX_CHUNK // max(1, per_image))
-    for start in range(0, n, step):
-        part = xp[start:start + step]
-        view = im2col_view(part, kernel, stride, dilation, out_hw)
-        m = view.shape[0]
-        rows = m * out_hw[0] * out_hw[1]
-        view = view.reshape(m, out_hw[0], out_hw[1], kernel[0], kernel[1], g, -1)
-        view = view.permute(0, 1, 2, 5, 3, 4, 6)  # (m, Ho, Wo, G, kh, kw, Cg)
-        if res.chunk >= kg:
-            index = torch.add(res.offsets(0), view.reshape(m, out_hw[0], out_hw[1], g, kg))
-            sums = F.embedding_bag(index.view(-1, kg), res.table(0), mode="sum")
-        else:
-            codes = view.reshape(rows, g, kg)  # a uint8 copy
+    kh, kw = kernel
+    ho, wo = out_hw
+    full = im2col_view(xp, kernel, stride, dilation, out_hw)  # (N, Ho, Wo, kh, kw, C)
+    for n0, n1, r0, r1 in _blocks(xp.shape[0], ho, wo * g * kg):
+        view = full[n0:n1, r0:r1]
+        m, hr = view.shape[0], view.shape[1]
+        view = view.reshape(m, hr, wo, kh, kw, g, -1).permute(0, 1, 2, 5, 3, 4, 6)
+        bags = m * hr * wo * g
+        if res.chunk >= kg:  # one table: int32 bags straight from the strided view
+            index = torch.empty(view.shape, dtype=torch.int32, device=xp.device)
+            torch.add(res.offsets(0).view(g, kh, kw, -1), view, out=index)  # contiguous
+            sums = F.embedding_bag(index.view(bags, kg), res.table(0), mode="sum")
+        else:  # streamed chunk tables: a uint8 copy of the bags, then chunk by chunk
+            codes = view.reshape(bags // g, g, kg)
             sums = None
             for k0 in range(0, kg, res.chunk):
-                block = codes[:, :, k0:k0 + res.chunk]
-                index = torch.add(res.offsets(k0), block)
-                part_sums = F.embedding_bag(index.view(rows * g, -1), res.table(k0),
-                                            mode="sum")
-                sums = part_sums if sums is None else sums.add_(part_sums)
-        sums = sums.view(m, out_hw[0], out_hw[1], g * og).permute(0, 3, 1, 2)
-        acc[start:start + step].add_(sums.to(acc.dtype))
+                index = torch.add(res.offsets(k0), codes[:, :, k0:k0 + res.chunk])
+                part = F.embedding_bag(index.reshape(bags, -1), res.table(k0), mode="sum")
+                sums = part if sums is None else sums.add_(part)
+        sums = sums.view(m, hr, wo, g * og).permute(0, 3, 1, 2)
+        acc[n0:n1, :, r0:r1].add_(sums.to(acc.dtype))
