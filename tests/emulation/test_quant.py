@@ -149,3 +149,20 @@ def test_activation_quant_properties():
     assert (aq.zero_index, aq.index_min) == (128, 1)
     aq = ActivationQuant("uint8", 0.25, 17)
     assert (aq.zero_index, aq.index_min, aq.inv_scale) == (17, 0, 4.0)
+
+
+def test_layer_copies_and_pickles_without_plans(tmp_path):
+    import copy
+
+    from approxmap.multipliers.sample_tables import random_table
+
+    torch.manual_seed(3)
+    x = torch.randn(2, 3, 6, 6)
+    layer = make_layer(nn.Conv2d(3, 4, 3, padding=1), x)
+    y = layer(x, random_table(9))
+    assert layer._plans
+    twin = copy.deepcopy(layer)
+    assert not twin._plans and torch.equal(twin(x, random_table(9)), y)
+    torch.save(layer, tmp_path / "layer.pt")
+    loaded = torch.load(tmp_path / "layer.pt", weights_only=False)
+    assert torch.equal(loaded(x, random_table(9)), y)

@@ -332,6 +332,11 @@ class Int8Layer(nn.Module):
         self._plans = {}
         return super()._apply(fn, *args, **kwargs)
 
+    def __getstate__(self) -> dict[str, Any]:  # copies and pickles leave the plans behind
+        state = self.__dict__.copy()
+        state["_plans"] = {}
+        return state
+
     def clear_plans(self) -> None:
         """Drop the compiled emulation plans (they are rebuilt on the next use)."""
         self._plans = {}
