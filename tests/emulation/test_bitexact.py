@@ -228,3 +228,15 @@ def test_realistic_layer_sizes(activation, backend):
                  drum(3, True)):
         _check(layer, x, unit)
         _check(lin_layer, xl, unit)
+
+
+def test_onednn_pass_that_fails_its_check_falls_back(monkeypatch):
+    if not kernels.onednn_exact():
+        pytest.skip("oneDNN int8 convolution not used here")
+    monkeypatch.setattr(kernels.PlanePass, "verify", lambda self: False)
+    torch.manual_seed(6)
+    x = _input((2, 4, 6, 6), 3)
+    layer = make_layer(nn.Conv2d(4, 5, 3, padding=1), x)
+    plan = plan_for(layer, truncated(7))
+    assert {p.backend for p in plan.passes} == {"float32"}
+    _check(layer, x, truncated(7))

@@ -234,6 +234,9 @@ def compile_plan(layer: Int8Layer, unit: Any = None) -> Plan:
                                   weight.contiguous(), shift, backend, layer.stride,
                                   layer.dilation, layer.groups)
             p.prepare()
+            if backend == "onednn" and not p.verify():  # e.g. saturating pre-VNNI kernels
+                p.backend = "float32" if kernels.cpu_float32_exact() else "float64"
+                p.prepare()
             passes.append(p)
             total = total + (sum(m.bound for m in members) << shift)
 

@@ -8,9 +8,10 @@ the caller guarantees with static bounds (see `emulate`).
 
   * ``onednn``: PyTorch's oneDNN quantized convolution (``torch.ops.onednn.qconv2d_pointwise``,
     uint8 x int8 with int32 accumulation, output converted to float32 with unit scales). It is
-    used only on CPU and only after `onednn_exact` has verified, once per process, that it
-    returns exact integers on extreme operands (some CPUs without VNNI saturate 16-bit pair
-    sums in u8 x s8 kernels; those then fall back automatically).
+    used only on CPU, only after `onednn_exact` has verified, once per process, that it
+    returns exact integers on extreme operands, and each pass only after `PlanePass.verify`
+    has checked it on its own weights with all-255 inputs (some CPUs without VNNI saturate
+    16-bit pair sums in u8 x s8 kernels; such passes fall back to the float backend).
   * ``float``: ``torch.nn.functional.conv2d`` on the centred features in float32 (CPU; direct
     and GEMM convolutions are exact below 2^24) or float64 rounded to integers (other
     devices, where Winograd/FFT/TF32 algorithms may be chosen; their float64 error is far
@@ -136,6 +137,27 @@ class PlanePass:
             256, dtype=torch.int16, device=self.weight.device)[:, None]
         self._float_lut = (lut.to(torch.int16) - FEATURE_ZERO).to(dtype)  # centred features
         self._float_weight = self.weight.to(dtype)
+
+    def verify(self) -> bool:
+        """oneDNN only: exact on this pass's own weights with all-255 and random features?
+
+        All-255 features maximise every same-sign pair of products, the case that saturates
+        16-bit pair sums in u8 x s8 kernels without VNNI; the check compares against a
+        float64 convolution (rounded to float32, as the pass's output is).
+        """
+        cin = self.weight.shape[1] * self.groups
+        kh, kw = self.weight.shape[2:]
+        size = (1, cin, self.dilation[0] * (kh - 1) + 1 + self.stride[0],
+                self.dilation[1] * (kw - 1) + 1 + self.stride[1])
+        gen = torch.Generator().manual_seed(7)
+        for x in (torch.full(size, 255, dtype=torch.uint8),
+                  torch.randint(0, 256, size, generator=gen, dtype=torch.uint8)):
+            got = self._op(x.contiguous(memory_format=torch.channels_last), None)
+            ref = F.conv2d(x.double() - FEATURE_ZERO, self.weight.double(), None, self.stride,
+                           0, self.dilation, self.groups)
+            if not torch.equal(got, ref.to(torch.float32)):
+                return False
+        return True
 
     def features(self, xp: torch.Tensor, flat: torch.Tensor | None) -> torch.Tensor:
         """(N, Hp, Wp, C) padded indices -> (N, C * R, Hp, Wp) planes (channels-last view).
