@@ -117,9 +117,11 @@ class Plan:
 
     Attributes:
         passes: plane convolutions; const: (O,) float64 integer constant per channel.
-        residual: lookup table of the residual, or None.
+        residual: lookup tables of the residual, or None.
         acc_dtype: float32 or float64, exact for every partial sum of the accumulator.
-        kinds: short description of the path ("exact", "planes:R", "planes:R+table").
+        bit_linear: whether the unit's products are linear in the activation's bits.
+        description: the path: "exact", "planes:R" (R planes), "planes:1+table".
+        extras: {"backend": the convolution backends used}.
     """
 
     passes: list[kernels.PlanePass]
@@ -132,8 +134,12 @@ class Plan:
 
     @property
     def nbytes(self) -> int:
-        """Bytes held by the plan's tensors (expanded weights and residual table)."""
-        total = sum(p.weight.numel() for p in self.passes) + self.const.numel() * 8
+        """About the bytes the plan holds: expanded weights (int8, plus the prepacked or float
+        copy of the backend) and residual tables."""
+        total = self.const.numel() * 8
+        for p in self.passes:
+            copy = p._float_weight.element_size() if p._float_weight is not None else 1
+            total += p.weight.numel() * (1 + copy)
         return total + (self.residual.nbytes if self.residual is not None else 0)
 
 
