@@ -240,3 +240,18 @@ def test_onednn_pass_that_fails_its_check_falls_back(monkeypatch):
     plan = plan_for(layer, truncated(7))
     assert {p.backend for p in plan.passes} == {"float32"}
     _check(layer, x, truncated(7))
+
+
+def test_float64_backend(monkeypatch):
+    """The backend used off-CPU (float64 convolutions), here forced on the CPU."""
+    monkeypatch.setattr(kernels, "onednn_exact", lambda: False)
+    monkeypatch.setattr(kernels, "cpu_float32_exact", lambda: False)
+    torch.manual_seed(12)
+    for conv, shape in ((nn.Conv2d(6, 4, 3, stride=2, padding=1, groups=2), (2, 6, 9, 9)),
+                        (nn.Linear(30, 7), (3, 30))):
+        x = _input(shape, 4)
+        for activation in ("uint8", "int8"):
+            layer = make_layer(conv, x, activation)
+            for unit in (None, truncated(6, activation == "int8"), random_table(33, seed=8)):
+                _check(layer, x, unit)
+                assert {p.backend for p in plan_for(layer, unit).passes} == {"float64"}
