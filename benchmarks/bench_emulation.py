@@ -15,7 +15,8 @@ Networks:
   only), eval mode, calibrated on uniform [0, 1] 1x28x28 inputs.
 
 Units: exact int8 (plain integer inference), truncated and broken-array arrays (structured:
-a few exact convolutions), DRUM and a random table (unstructured: table lookups), EvoApprox
+a few exact convolutions), DRUM and random tables (unstructured: table lookups; the 16-bit
+one, with errors up to 65535, needs two-digit tables: the worst case), EvoApprox
 tables from /work/shared/evoapprox (if present), unsigned units with uint8 activations and
 signed units with int8 activations. The naive table-gather reference
 (`reference.reference_forward`) is timed on a smaller batch (`--ref-batch`) and its ratio is
@@ -85,6 +86,7 @@ def units(quick: bool) -> list[tuple[str, str, Any]]:
         out += [
             ("exact int8 (int8 act)", "int8", None),
             ("random table, signed", "int8", random_table(64, signed=True)),
+            ("random 16-bit table (worst case)", "uint8", random_table(65535, seed=3)),
         ]
     for name in EVO_UNITS if not quick else EVO_UNITS[:1]:
         table = load_evo(name)

@@ -255,3 +255,17 @@ def test_float64_backend(monkeypatch):
             for unit in (None, truncated(6, activation == "int8"), random_table(33, seed=8)):
                 _check(layer, x, unit)
                 assert {p.backend for p in plan_for(layer, unit).passes} == {"float64"}
+
+
+@pytest.mark.parametrize("limit, digits, dtype", [(2**14, 2, torch.float32),
+                                                  (2**9, 1, torch.float64)])
+def test_wide_residual_tables(monkeypatch, limit, digits, dtype):
+    """Residual sums beyond 2^24 (here: a lowered limit): two float32 digits, else float64."""
+    monkeypatch.setattr(kernels, "EXACT_F32", limit)
+    torch.manual_seed(9)
+    x = _input((2, 16, 6, 6), 4)
+    layer = make_layer(nn.Conv2d(16, 5, 3, padding=1), x)
+    unit = random_table(900, seed=5)
+    res = plan_for(layer, unit).residual
+    assert res.digits.shape[0] == digits and res.digits.dtype == dtype
+    _check(layer, x, unit)

@@ -23,8 +23,8 @@ How (per layer and unit, compiled once into a `Plan` and cached on the layer):
    table ``T[(k, i), o] = R[i, w_ok]`` with the im2col of the activation indices as bags.
 
 Memory of a compiled plan (`Plan.nbytes`): the expanded int8 weights (R bytes per weight for
-R planes) and, for a residual, its lookup table of K * 256 * O float32 values (8 bytes each
-when its sums could reach 2^24): kept when it fits `kernels.TABLE_KEEP` (64 MB; e.g. 37.7 MB
+R planes) and, for a residual, its lookup table of K * 256 * O float32 values (two float32
+digits, 8 bytes, when its sums could reach 2^24): kept when it fits `kernels.TABLE_KEEP` (64 MB; e.g. 37.7 MB
 for a 3x3 conv 64->64), else rebuilt at every call in chunks of `kernels.TABLE_CHUNK` (16 MB),
 which costs about one extra pass over the table per call (negligible for convolutions, about
 the cost of the lookups themselves for a Linear layer at batch 256). A layer keeps its two
@@ -250,11 +250,9 @@ def compile_plan(layer: Int8Layer, unit: Any = None) -> Plan:
     if dec.residual is not None:
         res = np.where(valid[:, None], dec.residual, 0)
         worst_r = torch.as_tensor(np.abs(res).max(axis=0), device=device)[wi]
-        r_bound = worst_r.sum(dim=(1, 2, 3))
-        total = total + r_bound
-        r_dtype = torch.float32 if int(r_bound.max()) < kernels.EXACT_F32 else torch.float64
+        total = total + worst_r.sum(dim=(1, 2, 3))
         residual = kernels.build_residual_table(torch.as_tensor(res, device=device),
-                                                layer.weight_codes, layer.groups, r_dtype)
+                                                layer.weight_codes, layer.groups)
     acc_dtype = torch.float32 if int(total.max()) < kernels.EXACT_F32 else torch.float64
     planes_r = sum(int(p.weight.shape[1]) // max(1, layer.in_channels // layer.groups)
                    for p in passes)

@@ -222,21 +222,25 @@ class ResidualTable:
     """The residual of a layer as lookup tables for `table_sum`, in reduction chunks.
 
     For reduction entries k0..k1 of every group g (k in (kh, kw, c) order), the chunk table
-    (G * kc * 256, O / G) holds at row ``(g * kc + k - k0) * 256 + i`` the residual
-    ``R[i, w[o, k]]`` of the group's output channels o. Chunk tables are built once and kept
-    when the whole table fits `TABLE_KEEP` bytes, else built on the fly at each call, `chunk`
-    entries at a time (at most `TABLE_CHUNK` bytes each).
+    (G * kc * 256, D * O / G) holds at row ``(g * kc + k - k0) * 256 + i`` the D digits of the
+    residual ``R[i, w[o, k]]`` of the group's output channels o (digit-major). One float32
+    digit when every sum stays below 2^24; else two, ``R = 2^shift * high + low`` with
+    ``0 <= low < 2^shift``, each summing exactly in float32 (float64 as a last resort). Chunk
+    tables are built once and kept when the whole table fits `TABLE_KEEP` bytes, else built
+    on the fly at each call, `chunk` entries at a time (at most `TABLE_CHUNK` bytes each).
 
     Attributes:
-        residual: (256, 255) float32/float64 residual R[i, w + 127].
+        digits: (D, 256, 255) float32/float64 residual digits at [d, i, w + 127].
         columns: (G, Kg, O / G) int64 residual column (w + 127) of every weight.
         chunk: kc, reduction entries per chunk table.
+        shift: weight 2^shift of the high digit (D = 2).
         kept: the chunk tables when kept, else None.
     """
 
-    residual: torch.Tensor
+    digits: torch.Tensor
     columns: torch.Tensor
     chunk: int
+    shift: int = 0
     kept: list[torch.Tensor] | None = None
 
     @property
@@ -245,8 +249,8 @@ class ResidualTable:
 
     @property
     def nbytes(self) -> int:
-        """Bytes held (kept tables, or the residual and the columns when streaming)."""
-        held = [self.residual, self.columns] + (self.kept or [])
+        """Bytes held (kept tables, or the digits and the columns when streaming)."""
+        held = [self.digits, self.columns] + (self.kept or [])
         return sum(t.numel() * t.element_size() for t in held)
 
     def table(self, start: int) -> torch.Tensor:
@@ -256,9 +260,10 @@ class ResidualTable:
         g, _, og = self.columns.shape
         cols = self.columns[:, start:start + self.chunk].reshape(-1, 1, og)  # (G * kc, 1, Og)
         blocks = cols.shape[0]
-        table = torch.gather(self.residual.expand(blocks, 256, self.residual.shape[1]), 2,
-                             cols.expand(blocks, 256, og))  # (G * kc, 256, Og)
-        return table.view(-1, og)
+        parts = [torch.gather(d.expand(blocks, 256, d.shape[1]), 2, cols.expand(blocks, 256, og))
+                 for d in self.digits]  # each (G * kc, 256, Og)
+        table = parts[0] if len(parts) == 1 else torch.cat(parts, dim=2)
+        return table.view(-1, table.shape[2])
 
     def offsets(self, start: int) -> torch.Tensor:
         """(G, kc) int32 row offsets (g * kc + k) * 256 of a chunk."""
@@ -267,29 +272,49 @@ class ResidualTable:
         rows = torch.arange(g * kc, dtype=torch.int32, device=self.columns.device) * 256
         return rows.view(g, kc)
 
+    def combine(self, sums: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        """(bags, D * Og) digit sums -> (bags, Og) exact sums in dtype."""
+        if self.digits.shape[0] == 1:
+            return sums.to(dtype)
+        og = self.columns.shape[2]
+        high, low = sums[:, :og].to(dtype), sums[:, og:].to(dtype)
+        return high.mul_(2.0**self.shift).add_(low)
+
 
 TABLE_KEEP = 64 << 20  # keep a layer's residual tables up to this many bytes
 TABLE_CHUNK = 16 << 20  # else build chunk tables of at most this many bytes per call
 
 
 def build_residual_table(residual: torch.Tensor, weight_codes: torch.Tensor,
-                         groups: int, dtype: torch.dtype) -> ResidualTable:
-    """Residual tables of a layer.
+                         groups: int) -> ResidualTable:
+    """Residual tables of a layer, with exact float32 digits when possible.
 
     Args:
-        residual: (256, 255) residual R[i, w + 127] (integers).
+        residual: (256, 255) int64 residual R[i, w + 127] (0 on invalid rows).
         weight_codes: (O, Cg, kh, kw) int8.
         groups: convolution groups G.
-        dtype: float32 (when the sums are below 2^24) or float64.
     """
     o, cg, kh, kw = weight_codes.shape
     og = o // groups
     columns = weight_codes.reshape(groups, og, cg, kh, kw).permute(0, 3, 4, 2, 1)
     columns = columns.reshape(groups, kh * kw * cg, og).long() + 127  # (G, Kg, Og)
     kg = columns.shape[1]
-    item = torch.empty((), dtype=dtype).element_size()
-    row_bytes = groups * 256 * og * item  # one reduction entry of every group
-    res = ResidualTable(residual.to(dtype), columns, kg)
+    peak = residual.abs().max(dim=0).values  # per weight code
+    bound = int(peak[columns].sum(dim=1).max()) if kg else 0
+    shift = 0
+    if bound < EXACT_F32:
+        digits = residual.to(torch.float32)[None]
+    else:
+        shift = max(0, (EXACT_F32 // (kg + 1)).bit_length() - 1)  # kg * 2^shift < 2^24
+        low = torch.remainder(residual, 2**shift)
+        high = torch.div(residual - low, 2**shift, rounding_mode="floor")
+        high_bound = int(high.abs().max(dim=0).values[columns].sum(dim=1).max())
+        if high_bound < EXACT_F32:
+            digits = torch.stack([high, low]).to(torch.float32)
+        else:
+            shift, digits = 0, residual.to(torch.float64)[None]
+    row_bytes = groups * 256 * og * digits.shape[0] * digits.element_size()
+    res = ResidualTable(digits, columns, kg, shift)
     if kg * row_bytes <= TABLE_KEEP:
         res.kept = [res.table(0)]
         return res
@@ -335,5 +360,6 @@ def table_sum(res: ResidualTable, xp: torch.Tensor, kernel: tuple[int, int],
                 index = torch.add(res.offsets(k0), codes[:, :, k0:k0 + res.chunk])
                 part = F.embedding_bag(index.reshape(bags, -1), res.table(k0), mode="sum")
                 sums = part if sums is None else sums.add_(part)
+        sums = res.combine(sums.view(bags, -1), acc.dtype)
         sums = sums.view(m, hr, wo, g * og).permute(0, 3, 1, 2)
-        acc[n0:n1, :, r0:r1].add_(sums.to(acc.dtype))
+        acc[n0:n1, :, r0:r1].add_(sums)
