@@ -4,4 +4,13 @@ sensitivity, pruning), each returning a typed Result registered by kind.
 Importing the package registers every result kind (a run folder reads them all back).
 """
 
-from approxmap.analysis import filters, profile, prune, sensitivity  # noqa: F401 (registration)
+from approxmap.analysis import (  # noqa: F401 (registration)
+    emulate,
+    filters,
+    plan,
+    predict,
+    profile,
+    prune,
+    sensitivity,
+    units,
+)

@@ -12,7 +12,7 @@ import signal
 import sys
 
 COMMANDS = ("profile", "layers", "list", "train", "significance", "sensitivity", "prune",
-            "report")
+            "units", "emulate", "predict", "plan", "report")
 
 
 class _Interrupted:

@@ -61,6 +61,16 @@ def load(args, data: bool = True) -> Loaded:
     return Loaded(model, info, evaluation, spec)
 
 
+def calibration_data(args, data_name: str) -> EvalData | None:
+    """--calib-data, else DATA-train when it is registered; None: a part of the evaluation
+    data is used (the analysis says so)."""
+    from approxmap.zoo.datasets import list_datasets
+
+    name = args.calib_data or (f"{data_name}-train" if f"{data_name}-train" in list_datasets()
+                               else None)
+    return None if name is None else create_dataset(name, args.calib_images)
+
+
 def slug(value: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", value.rsplit("/", 1)[-1]).strip("_") or "model"
 
@@ -98,5 +108,5 @@ def say(args, message: str) -> None:
         print(message, file=sys.stderr, flush=True)
 
 
-__all__ = ["Loaded", "command_line", "load", "make_run", "open_folder", "output_key", "say",
+__all__ = ["Loaded", "calibration_data", "command_line", "load", "make_run", "open_folder", "output_key", "say",
            "slug"]

@@ -31,7 +31,9 @@ from approxmap.core.exceptions import InvalidParameterError, ModelError
 from approxmap.core.registry import Registry
 from approxmap.core.stats import SiteStats
 
-_REGISTRY: Registry[type[ErrorModel]] = Registry("error model")
+# Error models defined in higher layers, registered when first needed.
+PROVIDERS = ("approxmap.multipliers.target",)
+_REGISTRY: Registry[type[ErrorModel]] = Registry("error model", PROVIDERS)
 SCALES = ("abs", "rel")
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import importlib
 from collections.abc import Iterator
 from typing import Generic, TypeVar
 
@@ -21,11 +22,22 @@ def close_matches_hint(name: str, candidates: list[str]) -> str:
 
 
 class Registry(Generic[T]):
-    """A named collection of entries; `kind` names them in error messages ("model")."""
+    """A named collection of entries; `kind` names them in error messages ("model").
 
-    def __init__(self, kind: str) -> None:
+    `providers` name modules (of higher layers, e.g. `approxmap.multipliers.target`) that
+    register more entries when imported: they are imported on the first lookup, the way
+    plugins are found through entry points, so the layer holding the registry never imports
+    them statically and `import approxmap` stays light.
+    """
+
+    def __init__(self, kind: str, providers: tuple[str, ...] = ()) -> None:
         self.kind = kind
         self._entries: dict[str, T] = {}
+        self._providers = list(providers)
+
+    def _load_providers(self) -> None:
+        while self._providers:
+            importlib.import_module(self._providers.pop(0))
 
     def register(self, name: str, entry: T) -> T:
         if name in self._entries:
@@ -34,9 +46,12 @@ class Registry(Generic[T]):
         return entry
 
     def names(self, pattern: str = "*") -> list[str]:
+        self._load_providers()
         return sorted(n for n in self._entries if fnmatch.fnmatchcase(n, pattern))
 
     def get(self, name: str) -> T:
+        if name not in self._entries:
+            self._load_providers()
         try:
             return self._entries[name]
         except KeyError:
@@ -47,6 +62,8 @@ class Registry(Generic[T]):
             ) from None
 
     def __contains__(self, name: object) -> bool:
+        if name not in self._entries:
+            self._load_providers()
         return name in self._entries
 
     def __iter__(self) -> Iterator[str]:

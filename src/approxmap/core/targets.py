@@ -42,7 +42,9 @@ if TYPE_CHECKING:
     from approxmap.core.stats import SiteStats
 
 HOOKS = ("output", "input", "parameter", "call")
-_REGISTRY: Registry[Target] = Registry("target")
+# Targets defined in higher layers, registered when first needed.
+PROVIDERS = ("approxmap.multipliers.target",)
+_REGISTRY: Registry[Target] = Registry("target", PROVIDERS)
 
 
 def register_target(name: str):

@@ -44,7 +44,6 @@ from torch import nn
 from approxmap.core.exceptions import InvalidParameterError
 from approxmap.multipliers import kernels
 from approxmap.multipliers.decompose import Decomposition, decompose
-from approxmap.multipliers.quant import INT32_MAX, Int8Layer, quantize_padded
 from approxmap.multipliers.products import (
     Table,
     activation_offset,
@@ -53,6 +52,7 @@ from approxmap.multipliers.products import (
     product_table,
     table_digest,
 )
+from approxmap.multipliers.quant import INT32_MAX, Int8Layer, quantize_padded
 
 PLANS_PER_LAYER = 2
 _DECOMPOSITIONS: OrderedDict[tuple[str, str], Decomposition] = OrderedDict()

@@ -31,8 +31,13 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from approxmap.multipliers.products import as_table, exact_product_table, product_table
-from approxmap.multipliers.quant import WEIGHT_MAX, Int8Layer
+from approxmap.multipliers.products import (
+    WEIGHT_MAX,
+    as_table,
+    exact_product_table,
+    product_table,
+)
+from approxmap.multipliers.quant import Int8Layer
 
 
 @dataclass(frozen=True)

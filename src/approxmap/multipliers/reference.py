@@ -12,8 +12,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from approxmap.multipliers.quant import Int8Layer
 from approxmap.multipliers.products import WEIGHT_CODES, WEIGHT_MAX
+from approxmap.multipliers.quant import Int8Layer
 
 GATHER_CHUNK = 1 << 24  # gathered products per batch chunk
 

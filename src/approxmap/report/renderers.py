@@ -40,8 +40,8 @@ from approxmap.report.significance_figures import (
     plot_sensitivity,
 )
 
-_RENDERERS: Registry[Renderer] = Registry("renderer")
-ORDER = ("profile", "significance", "sensitivity", "prune")  # report order; others follow
+_RENDERERS: Registry[Renderer] = Registry("renderer", ("approxmap.report.multiplier_report",))
+ORDER = ("profile", "significance", "sensitivity", "prune", "units", "emulate", "plan")
 
 
 def register_renderer(kind: str):

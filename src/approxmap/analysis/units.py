@@ -1,0 +1,172 @@
+"""Characterization of approximate multipliers: error metrics over all 65,536 operand pairs,
+and, with a model, weighted by what each layer really multiplies (the histogram of its
+activation codes on the calibration data x the histogram of its weight codes).
+
+>>> result = characterize_units(UnitsSpec(units=("drum:6", "mitchell")))               # doctest: +SKIP
+>>> result = characterize_units(spec, model, data, run)   # + per-layer weighted metrics  # doctest: +SKIP
+
+Metric definitions (`approxmap.multipliers.characterize`): mean error and its std, MAE, WCE
+(worst-case |error|), MRED and worst-case relative error (%), error probability EP (%)
+(Mrazek et al., DATE 2017; Liang, Han and Lombardi, IEEE TC 2013).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from approxmap.analysis.emulate import calibration_split
+from approxmap.analysis.results import Result, register_result
+from approxmap.campaign.campaign import Campaign
+from approxmap.campaign.run import Run
+from approxmap.core.data import EvalData
+from approxmap.core.exceptions import InvalidParameterError
+from approxmap.core.layers import cast_to_model, executed_modules
+from approxmap.core.scenario import Scenario
+from approxmap.core.sites import Site, select_layers
+from approxmap.engine.base import eval_mode
+from approxmap.engine.calibrate import run_model
+from approxmap.multipliers.characterize import characterize, operand_histograms
+from approxmap.multipliers.quant import Int8Layer, QuantScheme
+from approxmap.multipliers.target import Multiplier8, MultiplierTarget
+from approxmap.multipliers.units import create_unit
+
+
+@dataclass(frozen=True)
+class UnitsSpec:
+    """Units to characterize; with a model, the layers and their quantization.
+
+    Raises:
+        UnknownNameError: an unknown unit. InvalidParameterError: none given.
+    """
+
+    units: tuple[str, ...]
+    layers: tuple[str, ...] | None = None
+    activation: str = "uint8"
+    calibration: str = "minmax"
+    percentile: float = 99.99
+    calib_images: int = 500
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.units:
+            raise InvalidParameterError("Give at least one multiplier unit.")
+        for unit in self.units:
+            create_unit(unit)
+        QuantScheme(self.activation, self.calibration, self.percentile)
+        object.__setattr__(self, "units", tuple(dict.fromkeys(self.units)))
+
+
+@register_result("units")
+@dataclass
+class UnitsResult(Result):
+    """What units.json holds: per unit its facts and metrics; per (layer, unit) the metrics
+    weighted by the layer's operand distribution (empty without a model)."""
+
+    units: list[dict[str, Any]]
+    layers: list[dict[str, Any]] = field(default_factory=list)
+    model: str = ""
+    dataset: str = ""
+    calibration: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = super().to_dict()
+        return {**data, **data.pop("extra")}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> UnitsResult:
+        names = {"units", "layers", "model", "dataset", "calibration"}
+        try:
+            return cls(**{k: data[k] for k in names if k in data},
+                       extra={k: v for k, v in data.items() if k not in names})
+        except TypeError as exc:
+            raise InvalidParameterError(f"Not a units result: {exc}") from None
+
+
+def unit_facts(name: str) -> dict[str, Any]:
+    """A unit's family, signedness, power and its metrics over all operand pairs."""
+    unit = create_unit(name)
+    return {"unit": unit.name, "family": unit.family, "signed": unit.signed,
+            "power_mw": unit.power, "power_is_estimate": unit.power_is_estimate,
+            "sha": unit.sha, **characterize(unit).to_dict()}
+
+
+def characterize_units(spec: UnitsSpec, model: nn.Module | None = None,
+                       data: EvalData | None = None, run: Run | None = None,
+                       calib_data: EvalData | None = None) -> UnitsResult:
+    """Metrics of every unit; with `model` and `data`, also per chosen layer, weighted by
+    the layer's activation-code histogram on the calibration split and its weight codes."""
+    rows = [unit_facts(u) for u in spec.units]
+    if model is None:
+        return UnitsResult(rows, extra=dict(spec.extra))
+    if data is None:
+        raise InvalidParameterError("Per-layer characterization needs data for the calibration.")
+    run = run or Run()
+    modules = dict(model.named_modules())
+    chosen = [n for n in select_layers(model, spec.layers, executed_modules(model, data.sample(1)))
+              if type(modules[n]) in (nn.Conv2d, nn.Linear)]
+    if not chosen:
+        raise InvalidParameterError("None of the chosen layers is a float Conv2d or Linear.")
+    calib = calibration_split(data, spec.calib_images, calib_data)
+    perturbation = Multiplier8("exact", spec.activation, spec.calibration, spec.percentile)
+    sites = [Site(layer, "multiplier") for layer in chosen]
+    campaign = Campaign(model, calib, [Scenario.single(s, perturbation) for s in sites], run,
+                        name="units")
+    target = MultiplierTarget()
+    layers = {layer: target.quantized(modules[layer], campaign.calibration.site_stats[s.key],
+                                      perturbation.scheme)
+              for layer, s in zip(chosen, sites, strict=True)}
+    codes = activation_histograms(model, calib, layers, run.batch_size)
+    per_layer = []
+    for layer, int8 in layers.items():
+        for name in spec.units:
+            unit = create_unit(name)
+            p_a, p_w = layer_operands(int8, codes[layer], unit.signed)
+            per_layer.append({"layer": layer, "unit": unit.name,
+                              **characterize(unit, (p_a, p_w)).to_dict()})
+    return UnitsResult(rows, per_layer, run.names.get("model", "custom"),
+                       run.names.get("dataset", data.name), f"{calib.name}: {calib.selection}",
+                       dict(spec.extra))
+
+
+def activation_histograms(model: nn.Module, data: EvalData, layers: Mapping[str, Int8Layer],
+                          batch_size: int) -> dict[str, torch.Tensor]:
+    """Per layer, the histogram (int64, 256 bins, by code index 0..255) of its quantized
+    input codes over `data`."""
+    modules = dict(model.named_modules())
+    counts = {name: torch.zeros(256, dtype=torch.int64) for name in layers}
+
+    def hook(name):
+        def record(module, args, output):
+            index = layers[name].quantize_input(args[0].detach().float())
+            counts[name] += torch.bincount(index.flatten().long().cpu(), minlength=256)
+        return record
+
+    handles = [modules[name].register_forward_hook(hook(name)) for name in layers]
+    try:
+        with torch.no_grad(), eval_mode(model):
+            for x, _ in data.batches(batch_size):
+                run_model(model, cast_to_model(model, x))
+    finally:
+        for handle in handles:
+            handle.remove()
+    return counts
+
+
+def layer_operands(layer: Int8Layer, act_index_counts: torch.Tensor, signed: bool):
+    """(p_a, p_w): the operand distributions a unit of this signedness sees in the layer, in
+    the unit's index layout (see `approxmap.multipliers.quant` for the convention)."""
+    index_values = torch.arange(256)
+    act_values = index_values if layer.act.activation == "uint8" else index_values - 128
+    a_codes = torch.repeat_interleave(act_values, act_index_counts)
+    w = layer.weight_codes.flatten().to(torch.int64).cpu()
+    return operand_histograms(a_codes.numpy(), (w if signed else w.abs()).numpy(), signed)
+
+
+__all__ = ["UnitsResult", "UnitsSpec", "activation_histograms", "characterize_units",
+           "layer_operands", "unit_facts"]
