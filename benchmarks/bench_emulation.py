@@ -31,13 +31,11 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import os
 import platform
 import statistics
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -46,42 +44,37 @@ from torch import nn
 
 import approxmap
 from approxmap.multipliers.emulate import EmulatedLayer, plan_for
+from approxmap.multipliers.products import Table, exact_table
 from approxmap.multipliers.quant import ActivationRange, QuantScheme, quantize_layer
 from approxmap.multipliers.reference import reference_forward
-from approxmap.multipliers.sample_tables import broken_array, drum, random_table, truncated
-from approxmap.multipliers.products import Table
+from approxmap.multipliers.units import create_unit
 from approxmap.zoo.archs import build_arch
 
-EVO_DIR = Path("/work/shared/evoapprox")
 # unsigned unstructured (17KS, rank 17; NGR, rank 52), unsigned low-rank (2P7, MAE 1),
 # signed bit-linear (1KVL); the quick run takes the first
 EVO_UNITS = ("v10/mul8u_17KS", "v10/mul8u_2P7", "v10/mul8s_1KVL", "v10/mul8u_NGR")
 
 
-def load_evo(name: str) -> Table | None:
-    """An EvoApprox table by release/name from the shared folder (None if absent)."""
-    try:
-        meta = json.loads((EVO_DIR / "evo8_luts.json").read_text())
-        with np.load(EVO_DIR / "evo8_luts.npz") as z:
-            lut = z["sha_" + meta["names"][name]]
-    except (OSError, KeyError):
-        return None
-    return Table(lut, bool(meta["meta"][name]["signed"]), name=name.split("/")[1])
+def random_table(noise: int, signed: bool = False, seed: int = 0) -> Table:
+    """The exact product plus uniform integer noise in [-noise, noise] (an unstructured unit)."""
+    rng = np.random.default_rng(seed)
+    lut = exact_table(signed).lut.astype(np.int64) + rng.integers(-noise, noise + 1, (256, 256))
+    low, high = (-32768, 32767) if signed else (0, 65535)
+    return Table(np.clip(lut, low, high).astype(np.int32), signed, name=f"random +-{noise}")
 
 
 def units(quick: bool) -> list[tuple[str, str, Any]]:
     """(label, activation scheme, unit) of the variants to time."""
     out: list[tuple[str, str, Any]] = [
         ("exact int8 (uint8 act)", "uint8", None),
-        ("truncated k=8, unsigned", "uint8", truncated(8)),
+        ("truncated k=8, unsigned", "uint8", create_unit("trunc:8")),
         ("random table, unsigned", "uint8", random_table(64)),
-        ("truncated k=8, signed", "int8", truncated(8, signed=True)),
     ]
     if not quick:
         out[2:2] = [
-            ("truncated k=4, unsigned", "uint8", truncated(4)),
-            ("broken-array 2/8, unsigned", "uint8", broken_array(2, 8)),
-            ("DRUM k=4, unsigned", "uint8", drum(4)),
+            ("truncated k=4, unsigned", "uint8", create_unit("trunc:4")),
+            ("broken-array 2/8, unsigned", "uint8", create_unit("bam:2,8")),
+            ("DRUM k=4, unsigned", "uint8", create_unit("drum:4")),
         ]
         out += [
             ("exact int8 (int8 act)", "int8", None),
@@ -89,9 +82,8 @@ def units(quick: bool) -> list[tuple[str, str, Any]]:
             ("random 16-bit table (worst case)", "uint8", random_table(65535, seed=3)),
         ]
     for name in EVO_UNITS if not quick else EVO_UNITS[:1]:
-        table = load_evo(name)
-        if table is not None:
-            out.append((f"EvoApprox {table.name}", "int8" if table.signed else "uint8", table))
+        unit = create_unit(f"evo:{name}")
+        out.append((f"EvoApprox {unit.name}", "int8" if unit.signed else "uint8", unit))
     return out
 
 

@@ -13,7 +13,7 @@ from approxmap.multipliers.products import Table
 @pytest.fixture(scope="session")
 def evo_tables() -> dict[str, Table]:
     if not (EVO_DIR / "evo8_luts.npz").is_file():
-        pytest.skip("EvoApprox tables not available in /work/shared/evoapprox")
+        pytest.skip("EvoApprox tables missing from the package data")
     return {name: load_evo(name) for name in EVO_NAMES}
 
 

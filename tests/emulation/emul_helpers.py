@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
-from approxmap.multipliers.quant import ActivationRange, Int8Layer, QuantScheme, quantize_layer
+from approxmap.multipliers.evoapprox import DATA_DIR
 from approxmap.multipliers.products import Table
+from approxmap.multipliers.quant import ActivationRange, Int8Layer, QuantScheme, quantize_layer
 
-EVO_DIR = Path("/work/shared/evoapprox")
+EVO_DIR = DATA_DIR  # the EvoApprox tables shipped with approxmap
 
 # unsigned: unstructured (2P7, 17KS), bit-linear in a (17QU, 1A0M); signed: bit-linear
 EVO_NAMES = ("v10/mul8u_2P7", "v10/mul8u_17KS", "v10/mul8u_17QU", "v10/mul8s_1KVL",

@@ -7,15 +7,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 from emul_helpers import make_layer
+from sample_tables import broken_array, drum, random_table, truncated
 from torch import nn
 
 from approxmap.core.exceptions import InvalidParameterError
 from approxmap.multipliers import kernels
 from approxmap.multipliers.emulate import accumulate, emulate_forward, plan_for
+from approxmap.multipliers.products import Table, exact_table
 from approxmap.multipliers.quant import integer_conv_reference
 from approxmap.multipliers.reference import reference_accumulate, reference_forward
-from approxmap.multipliers.sample_tables import broken_array, drum, random_table, truncated
-from approxmap.multipliers.products import Table, exact_table
 
 # (name, module factory, input shape)
 CONFIGS = [

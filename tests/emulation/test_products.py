@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import torch
 from emul_helpers import EVO_DIR
+from sample_tables import broken_array, drum, random_table, truncated
 
 from approxmap.core.exceptions import InvalidParameterError
 from approxmap.multipliers.decompose import MAX_TERMS, decompose
 from approxmap.multipliers.emulate import unit_products, valid_rows
-from approxmap.multipliers.sample_tables import broken_array, drum, random_table, truncated
 from approxmap.multipliers.products import (
     Table,
     as_table,

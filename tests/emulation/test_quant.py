@@ -154,7 +154,7 @@ def test_activation_quant_properties():
 def test_layer_copies_and_pickles_without_plans(tmp_path):
     import copy
 
-    from approxmap.multipliers.sample_tables import random_table
+    from sample_tables import random_table
 
     torch.manual_seed(3)
     x = torch.randn(2, 3, 6, 6)
