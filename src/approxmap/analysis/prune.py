@@ -40,7 +40,7 @@ from approxmap.pruning.plan import (
     unit_scores,
 )
 from approxmap.pruning.saved import save_pruned
-from approxmap.pruning.units import Units, pruning_units, read_points
+from approxmap.pruning.units import Units, masking_notes, pruning_units, read_points
 
 MAX_LATENCY_BATCH = 4096
 # Physical and masked logits may differ by float rounding only: relative to the logits' scale.
@@ -250,10 +250,15 @@ def _check_masking(model, pruned, units, plan, data) -> float:
         gap = float((reference - pruned(x)).abs().max())
     scale = max(1.0, float(reference.abs().max()))
     if gap > MASK_TOLERANCE * scale:
+        by_name = {u.name: u for u in units}
+        notes = masking_notes(read_points(model), [c for name in plan.removed
+                                                   for c in by_name[name].convs])
+        why = (f" (layer {next(iter(notes))}: {next(iter(notes.values()))})" if notes else
+               "; please report the model")
         raise ApproxmapError(
             f"The physically pruned model differs from the masked one by {gap:.3g} in the logits "
             f"(more than float rounding); masking does not reproduce removal for this model's "
-            "structure, so no result is reported. Please report the model.")
+            f"structure, so no result is reported{why}.")
     return gap
 
 
