@@ -107,7 +107,7 @@ def _first_forward(model: nn.Module, x: torch.Tensor):
     try:
         return run_model(model, x)
     except ModelError as exc:
-        if not _shape_mismatch(exc):
+        if not exc.reads_as_shape_mismatch():
             raise
         raise DataError(f"Data of sample shape {tuple(x.shape[1:])} does not fit the model: "
                         f"{exc.detail}") from None
@@ -125,12 +125,6 @@ def _clean_pass(model: nn.Module, data: EvalData, batch_size: int, prepare: Prep
     if not preds:
         raise DataError("The evaluation data is empty.")
     return preds, counts, num_outputs
-
-
-def _shape_mismatch(exc: ModelError) -> bool:
-    """True when a model error on the first batch reads like inputs of the wrong shape."""
-    return getattr(exc, "kind", "") in ("RuntimeError", "ValueError", "IndexError") and any(
-        word in exc.detail for word in ("shape", "size", "channels", "dimension", "mat1"))
 
 
 def _stat_hook(site: Site, acc: StatsAccumulator):
