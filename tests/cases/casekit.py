@@ -84,8 +84,10 @@ class Cli:
         errors = [line for line in lines if line.startswith("approxmap: error:")]
         assert rc == 2, (rc, out, err)
         assert len(errors) == 1, err
-        assert all(line.startswith(("approxmap: error:", "approxmap: warning:")) for line in lines), err
+        assert all(line.startswith(("approxmap: error:", "approxmap: warning:"))
+                   for line in lines), err
         return errors[0]
 
 
-RUN = ("--trials", "1", "--quiet", "--batch-size", "64")
+RUN = ("--quiet", "--batch-size", "64")  # every analysis command
+ONE = ("--trials", "1")  # profile and significance

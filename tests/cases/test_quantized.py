@@ -13,7 +13,7 @@ import warnings
 
 import pytest
 import torch
-from casekit import RUN, case, load_data, npz, spec, top1_accuracy
+from casekit import ONE, RUN, case, load_data, npz, spec, top1_accuracy
 from torch import nn
 from torch.ao.quantization import DeQuantStub, QuantStub, convert, get_default_qconfig, prepare
 
@@ -131,7 +131,8 @@ def test_parameter_sites_of_packed_weights_are_refused_naming_the_class(name, la
 
 def test_significance_names_the_type_layers_shows(data):
     static, dynamic = MODELS["static"](), MODELS["dynamic"]()
-    with pytest.raises(am.InvalidParameterError, match="no float Conv2d; 'conv' is a QuantizedConv2d"):
+    with pytest.raises(am.InvalidParameterError,
+                       match="no float Conv2d; 'conv' is a QuantizedConv2d"):
         am.compute_significance(static, data, ["l1"])
     with pytest.raises(am.InvalidParameterError, match="'fc' is a QuantizedLinear"):
         am.compute_significance(static, data, ["l1"], layers=["fc"])
@@ -160,7 +161,8 @@ def test_cli_profile_layers_and_refusals(cli, tmp_path):
     data = ("--data", npz(), "--images", "16")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        cli.ok("profile", "--model", static, *data, *RUN, "--sigma", "0,1", "--out", tmp_path / "p")
+        cli.ok("profile", "--model", static, *data, *RUN, *ONE, "--sigma", "0,1",
+                "--out", tmp_path / "p")
         profile = json.loads((tmp_path / "p" / "profile.json").read_text())
         assert {layer["name"]: layer["type"] for layer in profile["layers"]} == {
             "conv": "QuantizedConv2d", "fc": "QuantizedLinear"}
@@ -168,7 +170,7 @@ def test_cli_profile_layers_and_refusals(cli, tmp_path):
                    for layer in profile["layers"])
         out, _ = cli.ok("layers", "--model", static, "--data", npz())
         assert "QuantizedConv2d" in out and "18,432" in out and "total: 18,592 MACs" in out
-        line = cli.refused("profile", "--model", static, *data, *RUN, "--site", "weight",
+        line = cli.refused("profile", "--model", static, *data, *RUN, *ONE, "--site", "weight",
                            "--out", tmp_path / "w")
         assert "torch.ao.nn.quantized.modules.conv.Conv2d" in line and "packed int8" in line
         for command in (["significance"], ["sensitivity", "--ratios", "0.5"],
@@ -177,5 +179,5 @@ def test_cli_profile_layers_and_refusals(cli, tmp_path):
                                "--out", tmp_path / command[0])
             assert "'conv' is a QuantizedConv2d" in line
             assert not (tmp_path / command[0]).exists()
-        cli.ok("profile", "--model", spec("case03", "build_dynamic"), *data, *RUN, "--site",
+        cli.ok("profile", "--model", spec("case03", "build_dynamic"), *data, *RUN, *ONE, "--site",
                "input", "--sigma", "0,1", "--out", tmp_path / "d")
