@@ -40,7 +40,13 @@ from approxmap.pruning.plan import (
     unit_scores,
 )
 from approxmap.pruning.saved import save_pruned
-from approxmap.pruning.units import Units, masking_notes, pruning_units, read_points
+from approxmap.pruning.units import (
+    Units,
+    masking_notes,
+    pruning_units,
+    read_points,
+    require_units,
+)
 
 MAX_LATENCY_BATCH = 4096
 # Physical and masked logits may differ by float rounding only: relative to the logits' scale.
@@ -166,6 +172,8 @@ def prune_analysis(model: nn.Module, data: EvalData, spec: PruneSpec, run: Run |
         raise InvalidParameterError("Fine-tuning needs training data.")
     sample = data.sample(1)
     units = pruning_units(model, sample)
+    if spec.plan is None:  # choosing filters needs something to choose from
+        require_units(units, model)
     plan, how = _make_plan(model, data, spec, sample, units, run)
     before = measure(model, data, sample, spec, run)
     scenario = mask_scenario(units, plan, read_points(model))

@@ -30,6 +30,7 @@ from approxmap.pruning.units import (
     masking_notes,
     pruning_units,
     read_points,
+    require_units,
     warn_masking,
 )
 
@@ -173,7 +174,7 @@ def sensitivity_analysis(model: nn.Module, data: EvalData, spec: SensitivitySpec
     """
     spec = spec or SensitivitySpec()
     run = run or Run()
-    units = pruning_units(model, data.sample(1))
+    units = require_units(pruning_units(model, data.sample(1)), model)
     calib = data.subset(min(spec.calib_images, len(data))) if data.x is not None else data
     sig = compute_significance(model, calib, [spec.criterion], run=run)
     scores = unit_scores(units, scores_for(sig, spec.criterion))

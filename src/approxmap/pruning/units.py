@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from torch import fx, nn
 
 from approxmap.core.exceptions import ApproxmapError, InvalidParameterError, UnknownNameError
-from approxmap.core.layers import cast_to_model
+from approxmap.core.layers import cast_to_model, type_name
 from approxmap.core.registry import close_matches_hint
 from approxmap.core.tracing import trace
 from approxmap.engine.base import eval_mode
@@ -316,6 +316,23 @@ def pruning_units(model: nn.Module, sample: torch.Tensor, graph=None) -> Units:
     return units
 
 
+def require_units(units: Units, model: nn.Module) -> Units:
+    """`units`, or InvalidParameterError when no convolution of `model` can be pruned (why
+    the convolutions were left out, or the type of its convolutions when none is a float
+    Conv2d, e.g. QuantizedConv2d)."""
+    if units:
+        return units
+    if units.left_out:
+        reasons: dict[str, list[str]] = {}
+        for name, reason in units.left_out.items():
+            reasons.setdefault(reason, []).append(name)
+        why = "; ".join(f"{', '.join(names)}: {reason}" for reason, names in reasons.items())
+    else:
+        convs = [(n, type_name(m)) for n, m in model.named_modules() if "Conv" in type_name(m)]
+        why = f"no float Conv2d; {convs[0][0]!r} is a {convs[0][1]}" if convs else "no Conv2d"
+    raise InvalidParameterError(f"The model has no convolution that approxmap can prune ({why}).")
+
+
 def find_unit(units: list[PruneUnit], layer: str) -> PruneUnit:
     """The unit that a convolution belongs to.
 
@@ -334,4 +351,5 @@ def find_unit(units: list[PruneUnit], layer: str) -> PruneUnit:
 
 
 __all__ = ["PruneUnit", "ReadPoint", "TP_INSTALL", "Units", "dependency_graph", "find_unit",
-           "masking_notes", "pruning_units", "read_points", "torch_pruning", "warn_masking"]
+           "masking_notes", "pruning_units", "read_points", "require_units", "torch_pruning",
+           "warn_masking"]

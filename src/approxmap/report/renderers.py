@@ -245,6 +245,8 @@ class SensitivityRenderer(Renderer):
         write_csv(folder / "sensitivity.csv", data["rows"],
                   [k for k in data["rows"][0] if k != "convs"] if data["rows"] else None)
         orders = list(dict.fromkeys(r["order"] for r in data["rows"]))
+        if not orders:  # no layer was measured: a table, no figure
+            return []
         names = [_png(plot_sensitivity(data, orders[0]), folder, "sensitivity")]
         if len(orders) > 1:
             names.append(_png(plot_order_comparison(data), folder, "sensitivity_orders"))
