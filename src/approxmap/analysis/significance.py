@@ -37,7 +37,7 @@ from approxmap.core.registry import Registry
 from approxmap.core.scenario import Scenario
 from approxmap.core.sites import Site, select_layers
 from approxmap.engine.base import eval_mode
-from approxmap.engine.calibrate import run_model
+from approxmap.engine.calibrate import check_output, run_model
 from approxmap.pruning.units import ReadPoint, masking_notes, read_points, warn_masking
 
 # Criteria that read (or mask) channels at the read point: an unknown op after it is warned of.
@@ -337,6 +337,8 @@ def compute_significance(model: nn.Module, data: EvalData | None = None,
         UnknownNameError: an unknown criterion or layer.
         InvalidParameterError: no criterion, data missing for a data-driven criterion, a
             sigma <= 0, or a layer that is not a float Conv2d/Linear.
+        DataError: the model does not return (batch, classes) logits for `data` (a tuple or
+            dict: pick them with `logits_of`).
 
     >>> sig = compute_significance(model, data.subset(500), ["l1", "taylor"])  # doctest: +SKIP
     """
@@ -349,6 +351,8 @@ def compute_significance(model: nn.Module, data: EvalData | None = None,
     if sigma is not None and not (isinstance(sigma, int | float) and math.isfinite(sigma)
                                   and 0 < sigma <= 1e6):
         raise InvalidParameterError(f"sigma must be a number in (0, 1e6]. Got {sigma!r}.")
+    if data is not None:  # the output check every analysis makes before its work
+        check_output(model, data)
     names = significance_layers(model, layers, data.sample(1) if data is not None else None)
     ctx = Context(model, names, data, read_points(model), run or Run(), sigma)
     uncertain = masking_notes(ctx.points, names)

@@ -96,6 +96,17 @@ def check_model(model: nn.Module, data: EvalData, samples: int = 2) -> None:
     if dtype != torch.float32:
         warnings.warn(f"the model holds {str(dtype).removeprefix('torch.')} parameters; inputs "
                       f"are cast to {str(dtype).removeprefix('torch.')}.", stacklevel=2)
+    check_output(model, data, samples)
+
+
+def check_output(model: nn.Module, data: EvalData, samples: int = 2) -> None:
+    """`check_model` without the dtype warning: for analyses that run the model outside a
+    campaign's clean pass (which checks every batch), before their first forward.
+
+    Raises:
+        DataError: the data does not fit the model, or the output is not (batch, classes).
+        ModelError: the model's forward raised.
+    """
     x = data.sample(samples)
     with torch.no_grad(), eval_mode(model):
         logits = _first_forward(model, cast_to_model(model, x))
@@ -144,4 +155,4 @@ def _size_hook(name: str, sizes: dict[str, int]):
     return hook
 
 
-__all__ = ["calibrate", "check_model", "run_model"]
+__all__ = ["calibrate", "check_model", "check_output", "run_model"]
