@@ -76,7 +76,7 @@ def _whole(model, sample, summed: int) -> int:
     named submodules)."""
     from approxmap.core.layers import cast_to_model, count_macs
 
-    return max(summed, count_macs(model.eval(), cast_to_model(model, sample)).get("", 0))
+    return max(summed, count_macs(model, cast_to_model(model, sample)).get("", 0))
 
 
 __all__ = ["add_parser", "run"]

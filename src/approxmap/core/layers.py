@@ -7,6 +7,8 @@ whether the layer runs at all in forward().
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 
 import torch
@@ -52,8 +54,22 @@ def type_name(module: nn.Module) -> str:
     return cls.__name__
 
 
+@contextlib.contextmanager
+def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """Run `model` in eval mode and give every submodule its own training flag back after
+    (a model left in train mode, or with some modules set apart, is left exactly so)."""
+    flags = [(m, m.training) for m in model.modules()]
+    model.eval()
+    try:
+        yield model
+    finally:
+        for module, training in flags:
+            module.training = training
+
+
 def count_macs(model: nn.Module, sample: torch.Tensor) -> dict[str, int]:
-    """MACs per module name (and '' for the whole model) for one forward of `sample`.
+    """MACs per module name (and '' for the whole model) for one forward of `sample`, in
+    eval mode (every module's training flag given back).
 
     Counted by torch.utils.flop_counter (MACs = FLOPs / 2), which sees every aten op,
     including convolutions behind functional padding. Eager-mode quantized convolutions and
@@ -67,7 +83,7 @@ def count_macs(model: nn.Module, sample: torch.Tensor) -> dict[str, int]:
                for n, m in model.named_modules() if n and type_name(m).startswith(
                    ("Quantized", "DynamicQuantized")) and hasattr(m, "weight")]
     try:
-        with torch.no_grad(), counter:
+        with torch.no_grad(), eval_mode(model), counter:
             model(sample)
     finally:
         for handle in handles:
@@ -115,9 +131,8 @@ def layer_table(model: nn.Module, sample: torch.Tensor) -> list[LayerInfo]:
     shapes: dict[str, tuple[int, ...] | None] = {}
     modules = [(n, m) for n, m in model.named_modules() if n]
     handles = [m.register_forward_hook(_shape_hook(n, shapes)) for n, m in modules]
-    was_training = model.training
     try:
-        macs = count_macs(model.eval(), cast_to_model(model, sample[:1]))
+        macs = count_macs(model, cast_to_model(model, sample[:1]))
     except ApproxmapError:
         raise
     except (KeyboardInterrupt, MemoryError):
@@ -129,7 +144,6 @@ def layer_table(model: nn.Module, sample: torch.Tensor) -> list[LayerInfo]:
         raise DataError(f"An input of shape {tuple(sample.shape[1:])} does not fit the model: "
                         f"{error.detail or error.kind}") from None
     finally:
-        model.train(was_training)
         for handle in handles:
             handle.remove()
     rows: dict[str, LayerInfo] = {}
@@ -187,5 +201,5 @@ def _shape_hook(name: str, shapes: dict[str, tuple[int, ...] | None]):
     return hook
 
 
-__all__ = ["LayerInfo", "cast_to_model", "count_macs", "executed_modules", "layer_table",
-           "model_dtype", "type_name"]
+__all__ = ["LayerInfo", "cast_to_model", "count_macs", "eval_mode", "executed_modules",
+           "layer_table", "model_dtype", "type_name"]

@@ -37,10 +37,9 @@ import torch.nn.functional as F
 from torch import fx, nn
 
 from approxmap.core.exceptions import ApproxmapError, InvalidParameterError, UnknownNameError
-from approxmap.core.layers import cast_to_model, type_name
+from approxmap.core.layers import cast_to_model, eval_mode, type_name
 from approxmap.core.registry import close_matches_hint
 from approxmap.core.tracing import trace
-from approxmap.engine.base import eval_mode
 
 _NORMS = (nn.BatchNorm1d, nn.BatchNorm2d)
 _ACTIVATIONS = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.ELU, nn.SiLU, nn.GELU, nn.Hardswish,
