@@ -27,7 +27,7 @@ from approxmap.core.errors import ErrorModel, Gaussian, StuckAt
 from approxmap.core.exceptions import InvalidParameterError
 from approxmap.core.scenario import Scenario
 from approxmap.core.sites import Site
-from approxmap.pruning.units import ReadPoint, read_points
+from approxmap.pruning.units import ReadPoint, masking_notes, read_points, warn_masking
 
 CLASSES = ("critical", "approximable", "prunable")
 DEFAULT_THRESHOLDS = (0.2, 0.5)
@@ -157,6 +157,8 @@ def classify_by_budget(model: nn.Module, data: EvalData, sig: Significance, crit
         raise InvalidParameterError(f"sigma must be > 0. Got {sigma}.")
     run = run or Run()
     points = read_points(model)
+    if "prunable" in classes:
+        warn_masking(masking_notes(points, sig.layers))
     removal = _Evaluator(model, data, run.with_(trials=1), "classify-prunable")
     prunable: list[_Filter] = []
     if "prunable" in classes:

@@ -40,7 +40,13 @@ from approxmap.pruning.plan import (
     unit_scores,
 )
 from approxmap.pruning.saved import save_pruned
-from approxmap.pruning.units import Units, pruning_units, read_points
+from approxmap.pruning.units import (
+    Units,
+    masking_notes,
+    pruning_units,
+    read_points,
+    require_units,
+)
 
 MAX_LATENCY_BATCH = 4096
 # Physical and masked logits may differ by float rounding only: relative to the logits' scale.
@@ -166,6 +172,8 @@ def prune_analysis(model: nn.Module, data: EvalData, spec: PruneSpec, run: Run |
         raise InvalidParameterError("Fine-tuning needs training data.")
     sample = data.sample(1)
     units = pruning_units(model, sample)
+    if spec.plan is None:  # choosing filters needs something to choose from
+        require_units(units, model)
     plan, how = _make_plan(model, data, spec, sample, units, run)
     before = measure(model, data, sample, spec, run)
     scenario = mask_scenario(units, plan, read_points(model))
@@ -241,6 +249,13 @@ def measure(model: nn.Module, data: EvalData, sample: torch.Tensor, spec: PruneS
             "latency": latency.to_dict()}
 
 
+def _tolerance(dtype: torch.dtype) -> float:
+    """Relative logit gap that float rounding explains: MASK_TOLERANCE in float32, a few
+    rounding steps of the dtype in bfloat16/float16 (the sums run in other orders)."""
+    return max(MASK_TOLERANCE, 16 * torch.finfo(dtype).eps) if dtype.is_floating_point else (
+        MASK_TOLERANCE)
+
+
 def _check_masking(model, pruned, units, plan, data) -> float:
     """Max |logit difference| of pruned vs masked on 16 samples; an error beyond rounding."""
     x = cast_to_model(model, data.sample(16))
@@ -249,11 +264,16 @@ def _check_masking(model, pruned, units, plan, data) -> float:
         reference = masked(x)
         gap = float((reference - pruned(x)).abs().max())
     scale = max(1.0, float(reference.abs().max()))
-    if gap > MASK_TOLERANCE * scale:
+    if gap > _tolerance(reference.dtype) * scale:
+        by_name = {u.name: u for u in units}
+        notes = masking_notes(read_points(model), [c for name in plan.removed
+                                                   for c in by_name[name].convs])
+        why = (f" (layer {next(iter(notes))}: {next(iter(notes.values()))})" if notes else
+               "; please report the model")
         raise ApproxmapError(
             f"The physically pruned model differs from the masked one by {gap:.3g} in the logits "
             f"(more than float rounding); masking does not reproduce removal for this model's "
-            "structure, so no result is reported. Please report the model.")
+            f"structure, so no result is reported{why}.")
     return gap
 
 

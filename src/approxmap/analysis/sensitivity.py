@@ -24,7 +24,15 @@ from approxmap.core.exceptions import InvalidParameterError
 from approxmap.core.scenario import trial_seed
 from approxmap.pruning.masking import mask_scenario
 from approxmap.pruning.plan import ORDERS, PruningPlan, check_ratio, choose, unit_scores
-from approxmap.pruning.units import PruneUnit, find_unit, pruning_units, read_points
+from approxmap.pruning.units import (
+    PruneUnit,
+    find_unit,
+    masking_notes,
+    pruning_units,
+    read_points,
+    require_units,
+    warn_masking,
+)
 
 DEFAULT_RATIOS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 
@@ -88,6 +96,7 @@ class SensitivityResult(Result):
     rows: list[SensitivityRow]
     left_out: dict[str, str] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+    uncertain: dict[str, str] = field(default_factory=dict)  # layer -> why masking may differ
 
     def to_dict(self) -> dict[str, Any]:
         data = super().to_dict()
@@ -98,7 +107,7 @@ class SensitivityResult(Result):
         try:
             rows = [SensitivityRow(**r) for r in data["rows"]]
             names = {"model", "dataset", "images", "selection", "criterion", "clean_accuracy",
-                     "left_out"}
+                     "left_out", "uncertain"}
             values = {k: data[k] for k in names if k in data}
             values.setdefault("selection", "")
             extra = {k: v for k, v in data.items() if k not in names | {"rows"}}
@@ -123,6 +132,7 @@ def sensitivity(model: nn.Module, data: EvalData, units: Sequence[PruneUnit],
         check_ratio(r, "A pruning ratio")
     chosen = [find_unit(units, name) for name in layers] if layers else list(units)
     points = read_points(model)
+    warn_masking(masking_notes(points, [c for unit in chosen for c in unit.convs]))
     cases = _cases(chosen, scores, ratios, orders, draws, run.seed)
     scenarios = {key: mask_scenario(units, plan, points) for key, plan in cases.items()}
     scenarios = {k: s for k, s in scenarios.items() if s is not None}
@@ -159,19 +169,22 @@ def _cases(units, scores, ratios, orders, draws, seed) -> dict[tuple, PruningPla
 def sensitivity_analysis(model: nn.Module, data: EvalData, spec: SensitivitySpec | None = None,
                          run: Run | None = None) -> SensitivityResult:
     """Score filters by `spec.criterion` on a class-balanced calibration subset, then measure
-    the sensitivity of every prunable layer (grouped convolutions left out, said in the result).
+    the sensitivity of every prunable layer (grouped convolutions left out, said in the result;
+    layers whose masking approxmap cannot vouch for are named in `uncertain`, and warned of).
     """
     spec = spec or SensitivitySpec()
     run = run or Run()
-    units = pruning_units(model, data.sample(1))
+    units = require_units(pruning_units(model, data.sample(1)), model)
     calib = data.subset(min(spec.calib_images, len(data))) if data.x is not None else data
     sig = compute_significance(model, calib, [spec.criterion], run=run)
     scores = unit_scores(units, scores_for(sig, spec.criterion))
     clean, rows = sensitivity(model, data, units, scores, spec.ratios, spec.orders,
                               layers=spec.layers, draws=spec.draws, run=run)
+    measured = {c for row in rows for c in row.convs}
     return SensitivityResult(run.names.get("model", "custom"), run.names.get("dataset", data.name),
                              len(data), data.selection, spec.criterion, clean, rows,
-                             dict(units.left_out), dict(spec.extra))
+                             dict(units.left_out), dict(spec.extra),
+                             masking_notes(read_points(model), sorted(measured)))
 
 
 __all__ = ["DEFAULT_RATIOS", "SensitivityResult", "SensitivityRow", "SensitivitySpec",

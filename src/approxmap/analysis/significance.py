@@ -37,8 +37,11 @@ from approxmap.core.registry import Registry
 from approxmap.core.scenario import Scenario
 from approxmap.core.sites import Site, select_layers
 from approxmap.engine.base import eval_mode
-from approxmap.engine.calibrate import run_model
-from approxmap.pruning.units import ReadPoint, read_points
+from approxmap.engine.calibrate import check_output, run_model
+from approxmap.pruning.units import ReadPoint, masking_notes, read_points, warn_masking
+
+# Criteria that read (or mask) channels at the read point: an unknown op after it is warned of.
+READ_POINT_CRITERIA = ("mean", "apoz", "resilience")
 
 
 @dataclass
@@ -300,11 +303,19 @@ def significance_layers(model: nn.Module, layers: Sequence[str] | None,
     when no sample is given); float Conv2d/Linear only.
 
     Raises:
-        InvalidParameterError: a chosen layer is not a float Conv2d or Linear (its type named).
+        InvalidParameterError: a chosen layer is not a float Conv2d or Linear, or by default
+            the model has no float Conv2d (the type of its convolutions named, e.g.
+            QuantizedConv2d, as `approxmap layers` shows it).
     """
+    modules = dict(model.named_modules())
+    if not layers and not any(type(m) is nn.Conv2d for m in modules.values()):
+        convs = [(n, type_name(m)) for n, m in modules.items() if "Conv" in type_name(m)]
+        found = f"; {convs[0][0]!r} is a {convs[0][1]}" if convs else ""
+        raise InvalidParameterError(
+            f"Significance applies to float Conv2d and Linear layers; the model has no float "
+            f"Conv2d{found}.")
     names = select_layers(model, list(layers) if layers else ["Conv2d"],
                           None if sample is None else executed_modules(model, sample))
-    modules = dict(model.named_modules())
     bad = [n for n in names if type(modules[n]) not in (nn.Conv2d, nn.Linear)]
     if bad:
         raise InvalidParameterError(
@@ -326,6 +337,8 @@ def compute_significance(model: nn.Module, data: EvalData | None = None,
         UnknownNameError: an unknown criterion or layer.
         InvalidParameterError: no criterion, data missing for a data-driven criterion, a
             sigma <= 0, or a layer that is not a float Conv2d/Linear.
+        DataError: the model does not return (batch, classes) logits for `data` (a tuple or
+            dict: pick them with `logits_of`).
 
     >>> sig = compute_significance(model, data.subset(500), ["l1", "taylor"])  # doctest: +SKIP
     """
@@ -338,14 +351,21 @@ def compute_significance(model: nn.Module, data: EvalData | None = None,
     if sigma is not None and not (isinstance(sigma, int | float) and math.isfinite(sigma)
                                   and 0 < sigma <= 1e6):
         raise InvalidParameterError(f"sigma must be a number in (0, 1e6]. Got {sigma!r}.")
+    if data is not None:  # the output check every analysis makes before its work
+        check_output(model, data)
     names = significance_layers(model, layers, data.sample(1) if data is not None else None)
     ctx = Context(model, names, data, read_points(model), run or Run(), sigma)
+    uncertain = masking_notes(ctx.points, names)
+    if uncertain and any(c.name in READ_POINT_CRITERIA for c in chosen):
+        warn_masking(uncertain)
     scores = {c.name: {k: np.asarray(v, dtype=float) for k, v in c.fn(ctx).items()} for c in chosen}
     details = {k: v for k, v in ctx.details.items() if k != "activation_stats"}
     details["read_points"] = {n: ctx.points[n].module for n in names}
     functional = {n: ctx.points[n].activation for n in names if ctx.points[n].activation}
     if functional:
         details["functional_activations"] = functional
+    if uncertain:
+        details["uncertain_read_points"] = uncertain
     return Significance(names, scores, details)
 
 

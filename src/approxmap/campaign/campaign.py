@@ -34,8 +34,13 @@ def weights_digest(model: nn.Module) -> str:
 
 
 def _bytes(value: Any) -> bytes:
+    """Every value of a state_dict entry: a tensor (quantized ones dequantized, bf16/fp16 by
+    their bits), or a tuple/list of them (packed weights of quantized linear layers, whose
+    repr would elide the values)."""
+    if isinstance(value, tuple | list):
+        return b"".join([b"(", *(_bytes(v) + b"," for v in value), b")"])
     if not isinstance(value, torch.Tensor):
-        return repr(value).encode()  # e.g. packed parameters of quantized modules
+        return repr(value).encode()  # e.g. the dtype of packed parameters
     t = value.detach().cpu()
     if t.is_quantized:
         t = t.dequantize()

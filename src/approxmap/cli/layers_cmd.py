@@ -11,6 +11,7 @@ from approxmap.cli.session import load
 from approxmap.cli.tables import format_table
 from approxmap.core.exceptions import InvalidParameterError
 from approxmap.core.layers import layer_table
+from approxmap.engine.calibrate import check_model
 from approxmap.zoo.datasets import create_dataset
 
 HELP = "list a model's layers with output shapes, MACs and parameters"
@@ -51,16 +52,18 @@ def run(args) -> int:
     elif args.data is None and info is not None:
         sample = torch.zeros((1, *info.input_shape))
     elif args.data is not None:
-        sample = create_dataset(args.data, args.images).sample(1)
+        data = create_dataset(args.data, args.images)
+        check_model(model, data)  # the same output check as every command's, before any work
+        sample = data.sample(1)
     else:
         raise InvalidParameterError("Give --data or --input-shape for a user model.")
     rows = layer_table(model, sample)
-    total_macs = sum(r.macs for r in rows if "." not in r.name and r.executed)
+    total_macs = sum(r.macs for r in rows if "." not in r.name and r.runs)
     if args.json:
         print(json.dumps([row.to_dict() for row in rows], indent=2))
         return 0
     table = [[r.name, r.type, "x".join(map(str, r.output_shape or ())) or "-",
-              f"{r.macs:,}" if r.executed else "never runs", f"{r.params:,}"] for r in rows]
+              f"{r.macs:,}" if r.runs else "never runs", f"{r.params:,}"] for r in rows]
     print(format_table(["layer", "type", "output", "MACs", "params"], table))
     total_params = sum(r.params for r in rows if "." not in r.name)
     print(f"\ntotal: {_whole(model, sample, total_macs):,} MACs per sample, "
@@ -73,7 +76,7 @@ def _whole(model, sample, summed: int) -> int:
     named submodules)."""
     from approxmap.core.layers import cast_to_model, count_macs
 
-    return max(summed, count_macs(model.eval(), cast_to_model(model, sample)).get("", 0))
+    return max(summed, count_macs(model, cast_to_model(model, sample)).get("", 0))
 
 
 __all__ = ["add_parser", "run"]

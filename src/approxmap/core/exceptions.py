@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 
 class ApproxmapError(Exception):
     """Base of every error approxmap raises on purpose (bad input, bad state)."""
@@ -30,6 +32,10 @@ class StoreError(ApproxmapError):
     """The results store cannot be used for this campaign."""
 
 
+_LOW_PRECISION = re.compile(r"not implemented for '(Half|BFloat16)'|Low precision dtypes|"
+                            r"Unsupported dtype (Half|BFloat16)")
+
+
 class ModelError(ApproxmapError):
     """The model's own code (its factory or forward) raised; `kind` names the exception."""
 
@@ -39,7 +45,18 @@ class ModelError(ApproxmapError):
 
     @classmethod
     def from_exception(cls, exc: BaseException, where: str = "The model's forward") -> ModelError:
+        """One line: where, the exception's kind and its first line; an op that has no
+        float16/bfloat16 kernel on this device gets a hint on what to do."""
         text = str(exc).strip()
         detail = text.splitlines()[0][:200] if text else ""
         kind = type(exc).__name__
-        return cls(f"{where} raised {kind}" + (f": {detail}" if detail else ""), kind, detail)
+        hint = ("; this op has no kernel for the model's reduced-precision dtype on this "
+                "device: run the model in float32 (model.float()) or on a GPU"
+                if _LOW_PRECISION.search(detail) else "")
+        return cls(f"{where} raised {kind}" + (f": {detail}" if detail else "") + hint, kind,
+                   detail)
+
+    def reads_as_shape_mismatch(self) -> bool:
+        """True when the error reads like inputs of the wrong shape (the data's fault)."""
+        return self.kind in ("RuntimeError", "ValueError", "IndexError") and any(
+            word in self.detail for word in ("shape", "size", "channels", "dimension", "mat1"))

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from approxmap.core.exceptions import InvalidParameterError
+from approxmap.core.layers import eval_mode
 
 
 @dataclass(frozen=True)
@@ -35,21 +36,22 @@ class Latency:
 @torch.inference_mode()
 def measure_latency(model: nn.Module, inputs: torch.Tensor, *, threads: int = 1,
                     repeats: int = 30, warmup: int = 5) -> Latency:
-    """Time `model(inputs)` on the CPU with `threads` intra-op threads (restored afterwards)."""
+    """Time `model(inputs)` on the CPU with `threads` intra-op threads, in eval mode (the
+    thread count and every module's training flag restored afterwards)."""
     for name, value, low in (("threads", threads, 1), ("repeats", repeats, 1), ("warmup", warmup, 0)):
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
             raise InvalidParameterError(f"{name} must be an integer >= {low}. Got {value!r}.")
-    model = model.eval()
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        for _ in range(warmup):
-            model(inputs)
-        times = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            model(inputs)
-            times.append((time.perf_counter() - start) * 1e3)
+        with eval_mode(model):
+            for _ in range(warmup):
+                model(inputs)
+            times = []
+            for _ in range(repeats):
+                start = time.perf_counter()
+                model(inputs)
+                times.append((time.perf_counter() - start) * 1e3)
     finally:
         torch.set_num_threads(previous)
     deciles = statistics.quantiles(times, n=10) if len(times) > 1 else times * 9

@@ -7,20 +7,24 @@ whether the layer runs at all in forward().
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from approxmap.core.exceptions import ApproxmapError, DataError
+from approxmap.core.exceptions import ApproxmapError, DataError, ModelError
 
 
 @dataclass(frozen=True)
 class LayerInfo:
     """One module: its MACs for one input sample, its parameters (nested ones included),
     its output shape without the batch dimension (None if it returns no tensor), and
-    whether forward() calls it at all."""
+    whether forward() calls it at all. A container that forward() never calls itself but
+    whose modules run (a ModuleList or ModuleDict) has `container` set, and the MACs of
+    its modules."""
 
     name: str
     type: str
@@ -28,6 +32,12 @@ class LayerInfo:
     macs: int
     params: int
     executed: bool = True
+    container: bool = False
+
+    @property
+    def runs(self) -> bool:
+        """True when the module, or for a container one of its modules, runs in forward()."""
+        return self.executed or self.container
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -44,8 +54,22 @@ def type_name(module: nn.Module) -> str:
     return cls.__name__
 
 
+@contextlib.contextmanager
+def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """Run `model` in eval mode and give every submodule its own training flag back after
+    (a model left in train mode, or with some modules set apart, is left exactly so)."""
+    flags = [(m, m.training) for m in model.modules()]
+    model.eval()
+    try:
+        yield model
+    finally:
+        for module, training in flags:
+            module.training = training
+
+
 def count_macs(model: nn.Module, sample: torch.Tensor) -> dict[str, int]:
-    """MACs per module name (and '' for the whole model) for one forward of `sample`.
+    """MACs per module name (and '' for the whole model) for one forward of `sample`, in
+    eval mode (every module's training flag given back).
 
     Counted by torch.utils.flop_counter (MACs = FLOPs / 2), which sees every aten op,
     including convolutions behind functional padding. Eager-mode quantized convolutions and
@@ -59,7 +83,7 @@ def count_macs(model: nn.Module, sample: torch.Tensor) -> dict[str, int]:
                for n, m in model.named_modules() if n and type_name(m).startswith(
                    ("Quantized", "DynamicQuantized")) and hasattr(m, "weight")]
     try:
-        with torch.no_grad(), counter:
+        with torch.no_grad(), eval_mode(model), counter:
             model(sample)
     finally:
         for handle in handles:
@@ -93,33 +117,52 @@ def _quantized_macs_hook(name: str, out: dict[str, int]):
 
 @torch.no_grad()
 def layer_table(model: nn.Module, sample: torch.Tensor) -> list[LayerInfo]:
-    """Every named module of `model` with its output shape, MACs, parameters and whether it runs.
+    """Every named module of `model` with its output shape, MACs, parameters and whether it runs
+    (the packed-weight storage inside quantized layers is part of its layer, not a row).
 
     `sample` is one input with its batch dimension (e.g. shape (1, 1, 28, 28)); MACs are
     per sample. The model's dtype is respected (the sample is cast to it).
 
     Raises:
-        DataError: the sample does not fit the model.
+        DataError: the sample does not fit the model (an error that reads like a shape
+            mismatch).
+        ModelError: the model's forward raised otherwise.
     """
     shapes: dict[str, tuple[int, ...] | None] = {}
     modules = [(n, m) for n, m in model.named_modules() if n]
     handles = [m.register_forward_hook(_shape_hook(n, shapes)) for n, m in modules]
-    was_training = model.training
     try:
-        macs = count_macs(model.eval(), cast_to_model(model, sample[:1]))
+        macs = count_macs(model, cast_to_model(model, sample[:1]))
     except ApproxmapError:
         raise
-    except (RuntimeError, ValueError, TypeError, IndexError, AttributeError) as exc:
-        raise DataError(
-            f"An input of shape {tuple(sample.shape[1:])} does not fit the model: "
-            f"{str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__}"
-        ) from None
+    except (KeyboardInterrupt, MemoryError):
+        raise
+    except BaseException as exc:  # the model's own code
+        error = ModelError.from_exception(exc)
+        if not error.reads_as_shape_mismatch():
+            raise error from None
+        raise DataError(f"An input of shape {tuple(sample.shape[1:])} does not fit the model: "
+                        f"{error.detail or error.kind}") from None
     finally:
-        model.train(was_training)
         for handle in handles:
             handle.remove()
-    return [LayerInfo(n, type_name(m), shapes.get(n), macs.get(n, 0), _params(m), n in shapes)
-            for n, m in modules]
+    rows: dict[str, LayerInfo] = {}
+    for name, module in reversed(modules):  # children before their parents
+        if _internal(module):
+            continue
+        children = [rows[f"{name}.{c}"] for c, _ in module.named_children()
+                    if f"{name}.{c}" in rows]
+        container = name not in shapes and any(c.runs for c in children)
+        count = sum(c.macs for c in children if c.runs) if container else macs.get(name, 0)
+        rows[name] = LayerInfo(name, type_name(module), shapes.get(name), count,
+                               _params(module), name in shapes, container)
+    return [rows[n] for n, _ in modules if n in rows]
+
+
+def _internal(module: nn.Module) -> bool:
+    """Storage modules of eager-mode quantized layers (packed weights), never called."""
+    cls = type(module)
+    return ".quantized" in cls.__module__ and cls.__name__.endswith("PackedParams")
 
 
 def executed_modules(model: nn.Module, sample: torch.Tensor) -> set[str]:
@@ -158,5 +201,5 @@ def _shape_hook(name: str, shapes: dict[str, tuple[int, ...] | None]):
     return hook
 
 
-__all__ = ["LayerInfo", "cast_to_model", "count_macs", "executed_modules", "layer_table",
-           "model_dtype", "type_name"]
+__all__ = ["LayerInfo", "cast_to_model", "count_macs", "eval_mode", "executed_modules",
+           "layer_table", "model_dtype", "type_name"]

@@ -2,7 +2,8 @@
 
 A model that returns a tuple or dict (logits plus features, aux heads) is used through
 `logits_of(model, key)`: the same modules, names and parameters (shared, never copied or
-changed), whose forward returns `output[key]`. torch.fx traces it like the model itself.
+changed), whose forward returns `output[key]`. torch.fx traces it like the model itself
+(its forward keeps the model's signature), so the graph split and read points work.
 
 >>> model = logits_of(two_headed, "logits")     # doctest: +SKIP
 >>> model = logits_of(tuple_model, 0)           # doctest: +SKIP
@@ -10,6 +11,7 @@ changed), whose forward returns `output[key]`. torch.fx traces it like the model
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import torch
@@ -32,6 +34,7 @@ def logits_of(model: nn.Module, key: int | str) -> nn.Module:
     cls = type(model)
     original = cls.forward
 
+    @functools.wraps(original)  # torch.fx reads the original signature: one input x
     def forward(self, *args, **kwargs):
         return original(self, *args, **kwargs)[key]
 

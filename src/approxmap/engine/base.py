@@ -11,9 +11,8 @@ its plan (scenario, index, seed).
 
 from __future__ import annotations
 
-import contextlib
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +21,7 @@ from torch import nn
 
 from approxmap.core.data import EvalData
 from approxmap.core.exceptions import InvalidParameterError
+from approxmap.core.layers import eval_mode
 from approxmap.core.records import Counts, TrialRecord
 from approxmap.core.registry import Registry
 from approxmap.core.scenario import Scenario
@@ -122,18 +122,6 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
             raise InvalidParameterError(f"device {device!r} does not exist; this machine has "
                                         f"{torch.cuda.device_count()} CUDA device(s).")
     return torch.device(device)
-
-
-@contextlib.contextmanager
-def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
-    """Run `model` in eval mode and give every submodule its own training flag back after."""
-    flags = [(m, m.training) for m in model.modules()]
-    model.eval()
-    try:
-        yield model
-    finally:
-        for module, training in flags:
-            module.training = training
 
 
 class Engine(ABC):

@@ -96,6 +96,17 @@ def check_model(model: nn.Module, data: EvalData, samples: int = 2) -> None:
     if dtype != torch.float32:
         warnings.warn(f"the model holds {str(dtype).removeprefix('torch.')} parameters; inputs "
                       f"are cast to {str(dtype).removeprefix('torch.')}.", stacklevel=2)
+    check_output(model, data, samples)
+
+
+def check_output(model: nn.Module, data: EvalData, samples: int = 2) -> None:
+    """`check_model` without the dtype warning: for analyses that run the model outside a
+    campaign's clean pass (which checks every batch), before their first forward.
+
+    Raises:
+        DataError: the data does not fit the model, or the output is not (batch, classes).
+        ModelError: the model's forward raised.
+    """
     x = data.sample(samples)
     with torch.no_grad(), eval_mode(model):
         logits = _first_forward(model, cast_to_model(model, x))
@@ -107,7 +118,7 @@ def _first_forward(model: nn.Module, x: torch.Tensor):
     try:
         return run_model(model, x)
     except ModelError as exc:
-        if not _shape_mismatch(exc):
+        if not exc.reads_as_shape_mismatch():
             raise
         raise DataError(f"Data of sample shape {tuple(x.shape[1:])} does not fit the model: "
                         f"{exc.detail}") from None
@@ -127,12 +138,6 @@ def _clean_pass(model: nn.Module, data: EvalData, batch_size: int, prepare: Prep
     return preds, counts, num_outputs
 
 
-def _shape_mismatch(exc: ModelError) -> bool:
-    """True when a model error on the first batch reads like inputs of the wrong shape."""
-    return getattr(exc, "kind", "") in ("RuntimeError", "ValueError", "IndexError") and any(
-        word in exc.detail for word in ("shape", "size", "channels", "dimension", "mat1"))
-
-
 def _stat_hook(site: Site, acc: StatsAccumulator):
     def hook(module, args, out):
         value = site.kind.observed(site, args, out)
@@ -150,4 +155,4 @@ def _size_hook(name: str, sizes: dict[str, int]):
     return hook
 
 
-__all__ = ["calibrate", "check_model", "run_model"]
+__all__ = ["calibrate", "check_model", "check_output", "run_model"]

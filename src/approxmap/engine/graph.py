@@ -16,6 +16,7 @@ from torch import fx, nn
 
 from approxmap.core.exceptions import ApproxmapError
 from approxmap.core.sites import Site
+from approxmap.core.tracing import trace
 
 # Called at a site node with the node's value for all stacked trials; returns the new value.
 NodeHook = Callable[[str, torch.Tensor], torch.Tensor]
@@ -32,35 +33,23 @@ class Cut:
     cached_site: fx.Node | None
 
 
-class _SiteTracer(fx.Tracer):
-    """Keeps the site modules as single call_module nodes (standard leaves stay leaves)."""
-
-    def __init__(self, leaves: Iterable[str]) -> None:
-        super().__init__()
-        self.leaves = set(leaves)
-
-    def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
-        return qualname in self.leaves or super().is_leaf_module(m, qualname)
-
-
 class GraphRunner:
     """Runs a traced model node by node, from any cut point, with hooks at site modules.
 
-    Raises ApproxmapError when torch.fx cannot trace the model (callers fall back to hooks).
+    The nodes run on the model itself (`core.tracing.trace`: no GraphModule is built, so
+    module names such as ``meta`` or ``graph`` are no problem; DataParallel models run
+    their inner module). Raises ApproxmapError when torch.fx cannot trace the model
+    (callers fall back to hooks).
     """
 
     def __init__(self, model: nn.Module, site_modules: Iterable[str]) -> None:
         site_modules = set(site_modules)
-        try:
-            graph = _SiteTracer(site_modules).trace(model)
-            self.module = fx.GraphModule(model, graph)  # shares the parameters, no copy
-        except Exception as exc:  # fx raises many kinds on untraceable code or module names
-            first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
-            raise ApproxmapError(f"torch.fx cannot split the model ({type(exc).__name__}: "
-                                 f"{first})") from None
+        self.module = model
+        self._traced = trace(model, site_modules, purpose="split")
+        graph = self._traced.graph
         self.nodes: list[fx.Node] = list(graph.nodes)
         self._index = {node: i for i, node in enumerate(self.nodes)}
-        self._modules = dict(self.module.named_modules())
+        self._modules = dict(model.named_modules())
         self.site_nodes: dict[str, list[int]] = {}
         for i, node in enumerate(self.nodes):
             if node.op == "call_module" and node.target in site_modules:
@@ -133,7 +122,7 @@ class GraphRunner:
             obj, *rest = args
             return getattr(obj, node.target)(*rest, **kwargs)
         if node.op == "get_attr":
-            return _fetch_attr(self.module, node.target)
+            return self._traced.fetch(self.module, node.target)
         module = self._modules[node.target]
         if node.target not in self.site_nodes:
             return module(*args, **kwargs)
@@ -156,13 +145,6 @@ def _stack(value: Any, copies: int) -> Any:
 def stackable(live: dict[fx.Node, Any]) -> bool:
     """True when every live value is a tensor with a batch dimension (no baked-in sizes)."""
     return all(isinstance(v, torch.Tensor) and v.dim() > 0 for v in live.values())
-
-
-def _fetch_attr(module: nn.Module, target: str) -> Any:
-    obj: Any = module
-    for part in target.split("."):
-        obj = getattr(obj, part)
-    return obj
 
 
 def run_from(runner: GraphRunner, x: torch.Tensor, index: int) -> torch.Tensor:

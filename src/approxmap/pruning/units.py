@@ -13,6 +13,12 @@ mask sets the module output before it to the activation's zero preimage (0 for t
 family and tanh-like functions, -1e4 for sigmoid-like ones, whose image there is exactly 0
 in float32, float16 and bfloat16).
 
+Masking equals removal only when every op between the read point and the next layers keeps
+a zero channel zero (pooling, flatten, ReLU-like activations, adds, products, ...). When
+another op reads the channel there (e.g. F.softplus, a BatchNorm after the activation),
+approxmap cannot tell: the read point names it (`ReadPoint.unknown`), and the analyses that
+mask filters say so (`masking_notes`, a warning and a note in their results).
+
 Grouped convolutions (groups > 1, not depthwise) are left out of pruning, as are the
 convolutions whose channels feed one: removing their channels would have to keep every
 group the same size. `pruning_units` says which were left out and why.
@@ -20,7 +26,10 @@ group the same size. `pruning_units` says which were left out and why.
 
 from __future__ import annotations
 
+import operator
+import warnings
 from collections import Counter
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 import torch
@@ -28,7 +37,9 @@ import torch.nn.functional as F
 from torch import fx, nn
 
 from approxmap.core.exceptions import ApproxmapError, InvalidParameterError, UnknownNameError
+from approxmap.core.layers import cast_to_model, eval_mode, type_name
 from approxmap.core.registry import close_matches_hint
+from approxmap.core.tracing import trace
 
 _NORMS = (nn.BatchNorm1d, nn.BatchNorm2d)
 _ACTIVATIONS = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.ELU, nn.SiLU, nn.GELU, nn.Hardswish,
@@ -61,6 +72,8 @@ class ReadPoint:
     zero: float = 0.0
     activation: str | None = None
     norm: str | None = None  # the BatchNorm right after the layer, if any
+    unknown: str | None = None  # an op reading the channel after the point that may not keep
+    #                             a zero channel zero (masking may then differ from removal)
 
     def activate(self, value: torch.Tensor) -> torch.Tensor:
         """The channel values the next layers read (the functional activation applied)."""
@@ -77,15 +90,14 @@ def read_points(model: nn.Module) -> dict[str, ReadPoint]:
     """For each Conv2d/Linear, where the next layers read its channels.
 
     Follows conv -> BatchNorm -> activation while each is called once and has a single user;
-    e.g. {'features.conv1_1': ReadPoint('features.relu1_1')}.
+    e.g. {'features.conv1_1': ReadPoint('features.relu1_1')}. Then follows the channel on to
+    the next layers: an op on the way that may not keep a zero channel zero is named in
+    `ReadPoint.unknown`.
 
     Raises:
         ApproxmapError: torch.fx cannot trace the model.
     """
-    try:
-        graph = fx.Tracer().trace(model)
-    except Exception as exc:  # fx raises many kinds on untraceable code
-        raise ApproxmapError(f"torch.fx cannot trace the model: {type(exc).__name__}: {exc}") from None
+    graph = trace(model).graph
     modules = dict(model.named_modules())
     calls = Counter(n.target for n in graph.nodes if n.op == "call_module")
     points = {}
@@ -100,9 +112,119 @@ def read_points(model: nn.Module) -> dict[str, ReadPoint]:
                 point = nxt
                 norm = nxt.target if kind is _NORMS else norm
         functional = _functional_activation(point)
-        points[node.target] = ReadPoint(point.target, functional[0], functional[1], norm) if (
-            functional) else ReadPoint(point.target, norm=norm)
+        read = _single_user(point) if functional else point
+        unknown = _unknown_reader(read, modules)
+        points[node.target] = ReadPoint(point.target, functional[0], functional[1], norm,
+                                        unknown) if functional else ReadPoint(
+            point.target, norm=norm, unknown=unknown)
     return points
+
+
+# Ops that keep a zero channel zero (or only pass it on): masking there equals removal.
+_KEEP_ZERO_MODULES = (
+    nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.ELU, nn.SiLU, nn.GELU, nn.Hardswish, nn.Hardtanh,
+    nn.Tanh, nn.Mish, nn.Softsign, nn.Tanhshrink, nn.Hardshrink, nn.Softshrink,
+    nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d,
+    nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d, nn.AdaptiveMaxPool1d,
+    nn.AdaptiveMaxPool2d, nn.AdaptiveMaxPool3d, nn.Dropout, nn.Dropout1d, nn.Dropout2d,
+    nn.Dropout3d, nn.Flatten, nn.Identity, nn.Upsample, nn.ZeroPad2d)
+_CONSUMER_MODULES = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d,
+                     nn.ConvTranspose3d, nn.Linear)
+_KEEP_ZERO_FUNCTIONS = {
+    *(fn for fn, zero in _ZERO_AT.items() if zero == 0.0), F.relu_, torch.relu_, torch.flatten,
+    torch.reshape, torch.permute, torch.transpose, torch.squeeze, torch.unsqueeze, torch.cat,
+    torch.stack, torch.add, torch.mul, torch.mean, torch.sum, torch.amax, torch.chunk,
+    torch.split, F.max_pool1d, F.max_pool2d, F.max_pool3d, F.avg_pool1d, F.avg_pool2d,
+    F.avg_pool3d, F.adaptive_avg_pool1d, F.adaptive_avg_pool2d, F.adaptive_avg_pool3d,
+    F.adaptive_max_pool1d, F.adaptive_max_pool2d, F.adaptive_max_pool3d, F.dropout,
+    F.dropout1d, F.dropout2d, F.dropout3d, F.interpolate, operator.add, operator.iadd,
+    operator.mul, operator.imul, operator.getitem, operator.neg}
+_KEEP_ZERO_METHODS = {
+    "relu", "relu_", "tanh", "tanh_", "view", "reshape", "flatten", "contiguous", "mean", "sum",
+    "amax", "permute", "transpose", "squeeze", "unsqueeze", "chunk", "split", "clone", "float",
+    "half", "bfloat16", "to", "type_as", "detach", "add", "add_", "mul", "mul_", "expand",
+    "expand_as", "repeat", "neg"}
+_CONSUMER_FUNCTIONS = {F.conv1d, F.conv2d, F.conv3d, F.linear, torch.conv2d}
+_NOT_VALUES_FUNCTIONS = {getattr, len}  # x.shape, len(x): sizes, not the channel's values
+_NOT_VALUES_METHODS = {"size", "dim", "numel"}
+_MAX_WALK = 256
+
+
+def _unknown_reader(start: fx.Node, modules: Mapping[str, nn.Module]) -> str | None:
+    """The first op reading `start`'s value on its way to the next layers that approxmap
+    does not know to keep a zero channel zero (None when every path reaches a convolution,
+    a linear layer or the model's output through ops that do)."""
+    stack, seen = list(start.users), set()
+    while stack and len(seen) < _MAX_WALK:
+        node = stack.pop()
+        if node in seen:
+            continue
+        seen.add(node)
+        verdict = _reader(node, modules)
+        if verdict == "unknown":
+            return _describe(node, modules)
+        if verdict == "pass":
+            stack.extend(node.users)
+    return None
+
+
+def _reader(node: fx.Node, modules: Mapping[str, nn.Module]) -> str:
+    """'stop' (a next layer, the output, a size query), 'pass' (keeps zeros) or 'unknown'."""
+    if node.op == "output":
+        return "stop"
+    if node.op == "call_module":
+        module = modules.get(node.target)
+        if isinstance(module, _CONSUMER_MODULES):
+            return "stop"
+        return "pass" if isinstance(module, _KEEP_ZERO_MODULES) else "unknown"
+    if node.op == "call_function":
+        if node.target in _CONSUMER_FUNCTIONS or node.target in _NOT_VALUES_FUNCTIONS:
+            return "stop"
+        if node.target in (operator.truediv, torch.div) and node.args and not any(
+                isinstance(a, fx.Node) for a in node.args[1:]):
+            return "pass"  # a channel divided by a constant
+        if node.target in (operator.add, operator.iadd, torch.add) and any(
+                not isinstance(a, fx.Node) and a != 0 for a in node.args):
+            return "unknown"  # a constant added: a zeroed channel becomes that constant
+        return "pass" if node.target in _KEEP_ZERO_FUNCTIONS else "unknown"
+    if node.op == "call_method":
+        if node.target in _NOT_VALUES_METHODS:
+            return "stop"
+        if node.target in ("add", "add_") and any(
+                not isinstance(a, fx.Node) and a != 0 for a in node.args[1:]):
+            return "unknown"
+        return "pass" if node.target in _KEEP_ZERO_METHODS else "unknown"
+    return "unknown"
+
+
+def _describe(node: fx.Node, modules: Mapping[str, nn.Module]) -> str:
+    if node.op == "call_module":
+        return f"{type(modules.get(node.target)).__name__} {node.target!r}"
+    if node.op == "call_method":
+        return f".{node.target}()"
+    target = node.target
+    name = getattr(target, "__name__", str(target))
+    for prefix, namespace in (("torch.nn.functional", F), ("torch", torch), ("operator", operator)):
+        if getattr(namespace, name, None) is target:
+            return f"{prefix}.{name}"
+    return f"{getattr(target, '__module__', None) or ''}.{name}".lstrip(".")
+
+
+def masking_notes(points: Mapping[str, ReadPoint], layers: Iterable[str]) -> dict[str, str]:
+    """Layer -> why masking its filters may differ from removing them (only such layers)."""
+    return {name: (f"{points[name].unknown} reads its channels after {points[name].module!r}; "
+                   "approxmap cannot tell whether a zeroed channel stays zero there, so masking "
+                   "may differ from removing the filter")
+            for name in layers if name in points and points[name].unknown}
+
+
+def warn_masking(notes: Mapping[str, str]) -> None:
+    """One warning naming the layers whose masking approxmap cannot vouch for (the same
+    warning from several analyses of one run is shown once)."""
+    if notes:
+        first, why = next(iter(notes.items()))
+        more = f" (and {len(notes) - 1} more layer(s))" if len(notes) > 1 else ""
+        warnings.warn(f"layer {first}{more}: {why}.", stacklevel=1)
 
 
 def _single_user(node: fx.Node) -> fx.Node | None:
@@ -144,12 +266,17 @@ class Units(list):
 
 
 def dependency_graph(model: nn.Module, sample: torch.Tensor):
-    """Torch-Pruning's dependency graph of `model`, traced with one input sample."""
+    """Torch-Pruning's dependency graph of `model`, traced with one input sample.
+
+    The sample is cast to the model's floating dtype (bf16/fp16 models); Torch-Pruning runs
+    the model in eval mode, and every module's own mode is given back afterwards (a model
+    left in train mode stays so, and its BatchNorm statistics are not updated).
+    """
     tp = torch_pruning()
-    with torch.enable_grad():
+    with torch.enable_grad(), eval_mode(model):
         try:
-            return tp.DependencyGraph().build_dependency(model, example_inputs=sample[:1],
-                                                         verbose=False)
+            return tp.DependencyGraph().build_dependency(
+                model, example_inputs=cast_to_model(model, sample[:1]), verbose=False)
         except Exception as exc:
             raise ApproxmapError(f"Torch-Pruning cannot trace the model: {type(exc).__name__}: "
                                  f"{str(exc)[:200]}") from None
@@ -188,6 +315,23 @@ def pruning_units(model: nn.Module, sample: torch.Tensor, graph=None) -> Units:
     return units
 
 
+def require_units(units: Units, model: nn.Module) -> Units:
+    """`units`, or InvalidParameterError when no convolution of `model` can be pruned (why
+    the convolutions were left out, or the type of its convolutions when none is a float
+    Conv2d, e.g. QuantizedConv2d)."""
+    if units:
+        return units
+    if units.left_out:
+        reasons: dict[str, list[str]] = {}
+        for name, reason in units.left_out.items():
+            reasons.setdefault(reason, []).append(name)
+        why = "; ".join(f"{', '.join(names)}: {reason}" for reason, names in reasons.items())
+    else:
+        convs = [(n, type_name(m)) for n, m in model.named_modules() if "Conv" in type_name(m)]
+        why = f"no float Conv2d; {convs[0][0]!r} is a {convs[0][1]}" if convs else "no Conv2d"
+    raise InvalidParameterError(f"The model has no convolution that approxmap can prune ({why}).")
+
+
 def find_unit(units: list[PruneUnit], layer: str) -> PruneUnit:
     """The unit that a convolution belongs to.
 
@@ -206,4 +350,5 @@ def find_unit(units: list[PruneUnit], layer: str) -> PruneUnit:
 
 
 __all__ = ["PruneUnit", "ReadPoint", "TP_INSTALL", "Units", "dependency_graph", "find_unit",
-           "pruning_units", "read_points", "torch_pruning"]
+           "masking_notes", "pruning_units", "read_points", "require_units", "torch_pruning",
+           "warn_masking"]

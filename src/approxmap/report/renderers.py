@@ -245,6 +245,8 @@ class SensitivityRenderer(Renderer):
         write_csv(folder / "sensitivity.csv", data["rows"],
                   [k for k in data["rows"][0] if k != "convs"] if data["rows"] else None)
         orders = list(dict.fromkeys(r["order"] for r in data["rows"]))
+        if not orders:  # no layer was measured: a table, no figure
+            return []
         names = [_png(plot_sensitivity(data, orders[0]), folder, "sensitivity")]
         if len(orders) > 1:
             names.append(_png(plot_order_comparison(data), folder, "sensitivity_orders"))
@@ -253,7 +255,8 @@ class SensitivityRenderer(Renderer):
     def section(self, result, folder):
         header, rows = sensitivity_table(result.to_dict())
         html = (f"<p>{escape(f'Accuracy (%) with the fraction of one layer’s filters removed, by {result.criterion}, on {result.selection}; clean accuracy {percent(result.clean_accuracy)} %.')}</p>"
-                + table(header, rows, left=2) + _left_out_html(result.left_out))
+                + table(header, rows, left=2) + _left_out_html(result.left_out)
+                + _uncertain_html(result.uncertain))
         figures = [Figure(name, caption) for name, caption in (
             ("sensitivity.png", "Accuracy against the fraction of filters removed"),
             ("sensitivity_orders.png", "Smallest vs largest vs random filters"))
@@ -279,6 +282,13 @@ def _left_out_html(left_out: Mapping[str, str]) -> str:
             + table(["layer", "why"], [[k, v] for k, v in left_out.items()], left=2))
 
 
+def _uncertain_html(uncertain: Mapping[str, str]) -> str:
+    if not uncertain:
+        return ""
+    return ("<p>Masking may differ from removal (approxmap cannot tell) for:</p>"
+            + table(["layer", "why"], [[k, v] for k, v in uncertain.items()], left=2))
+
+
 # -- prune ----------------------------------------------------------------------------------
 
 
@@ -286,8 +296,8 @@ def prune_rows(result: Mapping[str, Any]) -> list[list[str]]:
     """Before / after / change rows of a prune result (as a dict)."""
     b, a = result["before"], result["after"]
 
-    def drop(x, y):
-        return f"-{100 * (1 - y / x):.1f}%" if x else "—"
+    def drop(x, y):  # signed relative change: -40.0% smaller, +0.5% larger
+        return f"{100 * (y / x - 1):+.1f}%" if x else "—"
 
     rows = [["accuracy", percent(b["accuracy"]), percent(a["accuracy"]),
              f"{100 * (a['accuracy'] - b['accuracy']):+.2f} pp"],
