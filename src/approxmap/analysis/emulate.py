@@ -12,7 +12,7 @@ the run's campaign "emulate"; accuracies carry the Wilson interval over the imag
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +22,7 @@ from approxmap.analysis.results import Result, register_result
 from approxmap.campaign.campaign import Campaign
 from approxmap.campaign.run import Run
 from approxmap.core.data import EvalData
+from approxmap.core.errors import StuckAt
 from approxmap.core.exceptions import InvalidParameterError
 from approxmap.core.layers import layer_table
 from approxmap.core.scenario import Scenario
@@ -29,8 +30,42 @@ from approxmap.core.sites import Site, select_layers
 from approxmap.multipliers.quant import QuantScheme
 from approxmap.multipliers.target import Multiplier8
 from approxmap.multipliers.units import create_unit
+from approxmap.pruning.units import read_points
 
 ALL = "*"  # the layer name of "every chosen layer at once"
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """How a layer is computed: `unit` for the output filters `channels` (None: all), the
+    other filters with exact int8 products, the `pruned` filters removed (made zero where
+    the next layers read them)."""
+
+    layer: str
+    unit: str
+    channels: tuple[int, ...] | None = None
+    pruned: tuple[int, ...] = ()
+
+    def injections(self, unit: Multiplier8, target: str, points: Mapping) -> list:
+        """(site, error) pairs: the layer through `unit` at `target` ("multiplier" emulates,
+        "multiplier-noise" predicts), plus the masks of the pruned filters."""
+        pairs = [(Site(self.layer, target, self.channels), unit)]
+        if self.pruned:
+            point = points[self.layer]
+            pairs.append((Site(point.module, "output", self.pruned), StuckAt(point.zero)))
+        return pairs
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"layer": self.layer, "unit": self.unit,
+                "channels": None if self.channels is None else list(self.channels),
+                "pruned": list(self.pruned)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Assignment:
+        channels = data.get("channels")
+        return cls(str(data["layer"]), str(data["unit"]),
+                   None if channels is None else tuple(int(c) for c in channels),
+                   tuple(int(c) for c in data.get("pruned") or ()))
 
 
 @dataclass(frozen=True)
@@ -42,7 +77,7 @@ class EmulateSpec:
         layers: names, globs or types (default: every Conv2d and Linear that runs).
         per_layer: each unit in each layer alone.
         all_layers: each unit in all chosen layers at once.
-        assignment: layer -> unit (a plan to replay); evaluated as one scenario.
+        plan: Assignments (a plan to replay), evaluated as one scenario.
         activation, calibration, percentile: the activation quantization (`QuantScheme`).
         calib_images: images of the calibration split (class-balanced).
 
@@ -55,7 +90,7 @@ class EmulateSpec:
     layers: tuple[str, ...] | None = None
     per_layer: bool = True
     all_layers: bool = False
-    assignment: Mapping[str, str] | None = None
+    plan: tuple[Assignment, ...] = ()
     activation: str = "uint8"
     calibration: str = "minmax"
     percentile: float = 99.99
@@ -63,22 +98,23 @@ class EmulateSpec:
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if not self.units and not self.assignment:
+        if not self.units and not self.plan:
             raise InvalidParameterError("Give at least one multiplier unit.")
-        for unit in (*self.units, *(self.assignment or {}).values()):
+        for unit in (*self.units, *(a.unit for a in self.plan)):
             create_unit(unit)
         QuantScheme(self.activation, self.calibration, self.percentile)
-        if not (self.per_layer or self.all_layers or self.assignment):
+        if not (self.per_layer or self.all_layers or self.plan):
             raise InvalidParameterError("Nothing to emulate: per_layer and all_layers are off.")
-        object.__setattr__(self, "units", tuple(dict.fromkeys(self.units)))
+        object.__setattr__(self, "units", tuple(dict.fromkeys(create_unit(u).name for u in self.units)))
 
     def unit(self, name: str) -> Multiplier8:
         return Multiplier8(name, self.activation, self.calibration, self.percentile)
 
-    def scenario(self, assignment: Mapping[str, str]) -> Scenario:
-        """Layers computed through units, as one scenario."""
-        return Scenario(tuple((Site(layer, "multiplier"), self.unit(unit))
-                              for layer, unit in assignment.items()))
+    def scenario(self, assignments: Sequence[Assignment], points: Mapping | None = None,
+                 target: str = "multiplier") -> Scenario:
+        """Layers computed through units (and pruned filters removed), as one scenario."""
+        return Scenario(tuple(pair for a in assignments
+                              for pair in a.injections(self.unit(a.unit), target, points or {})))
 
 
 @dataclass
@@ -156,21 +192,26 @@ def emulate_analysis(model: nn.Module, data: EvalData, spec: EmulateSpec, run: R
     run = (run or Run()).with_(trials=1)
     table = {row.name: row for row in layer_table(model, data.sample(1))}
     executed = {n for n, r in table.items() if r.executed}
-    chosen = list(spec.assignment) if spec.assignment else [
+    chosen = [a.layer for a in spec.plan] if spec.plan else [
         n for n in select_layers(model, spec.layers, executed)
         if type(dict(model.named_modules())[n]) in (nn.Conv2d, nn.Linear)]
     if not chosen:
         raise InvalidParameterError("None of the chosen layers is a float Conv2d or Linear.")
     calib = calibration_split(data, spec.calib_images, calib_data)
-    cases: dict[tuple[str, str], Scenario] = {(ALL, "exact"): spec.scenario(
-        dict.fromkeys(chosen, "exact"))}
+
+    def everywhere(unit: str) -> Scenario:
+        return spec.scenario([Assignment(layer, unit) for layer in chosen])
+
+    cases: dict[tuple[str, str], Scenario] = {(ALL, "exact"): everywhere("exact")}
     for unit in spec.units:
         if spec.per_layer:
-            cases.update({(layer, unit): spec.scenario({layer: unit}) for layer in chosen})
+            cases.update({(layer, unit): spec.scenario([Assignment(layer, unit)])
+                          for layer in chosen})
         if spec.all_layers:
-            cases[(ALL, unit)] = spec.scenario(dict.fromkeys(chosen, unit))
-    if spec.assignment:
-        cases[("plan", "plan")] = spec.scenario(spec.assignment)
+            cases[(ALL, unit)] = everywhere(unit)
+    if spec.plan:
+        points = read_points(model) if any(a.pruned for a in spec.plan) else {}
+        cases[("plan", "plan")] = spec.scenario(spec.plan, points)
     campaign = Campaign(model, data, cases.values(), run, name="emulate", stats_data=calib,
                         setup={"calibration": f"{calib.name}: {calib.selection}"})
     campaign.run()
@@ -189,5 +230,5 @@ def emulate_analysis(model: nn.Module, data: EvalData, spec: EmulateSpec, run: R
         {layer: table[layer].macs for layer in chosen}, dict(spec.extra))
 
 
-__all__ = ["ALL", "EmulateResult", "EmulateRow", "EmulateSpec", "calibration_split",
+__all__ = ["ALL", "Assignment", "EmulateResult", "EmulateRow", "EmulateSpec", "calibration_split",
            "emulate_analysis"]

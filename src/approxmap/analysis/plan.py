@@ -33,13 +33,12 @@ import numpy as np
 from torch import nn
 
 from approxmap.analysis.classify import classify_by_thresholds
-from approxmap.analysis.emulate import calibration_split
+from approxmap.analysis.emulate import Assignment, EmulateSpec, calibration_split
 from approxmap.analysis.results import Result, register_result
 from approxmap.analysis.significance import compute_significance
 from approxmap.campaign.campaign import Campaign
 from approxmap.campaign.run import Run
 from approxmap.core.data import EvalData
-from approxmap.core.errors import StuckAt
 from approxmap.core.exceptions import InvalidParameterError
 from approxmap.core.layers import layer_table
 from approxmap.core.scenario import Scenario
@@ -100,24 +99,6 @@ class PlanSpec:
 
     def unit(self, name: str) -> Multiplier8:
         return Multiplier8(name, self.activation, self.calibration, self.percentile)
-
-
-@dataclass(frozen=True)
-class Option:
-    """One way to compute a layer: a unit for `channels` (None: all), the other filters
-    exact, `pruned` filters removed."""
-
-    layer: str
-    unit: str
-    channels: tuple[int, ...] | None = None
-    pruned: tuple[int, ...] = ()
-
-    def injections(self, spec: PlanSpec, target: str, points: Mapping) -> list:
-        pairs = [(Site(self.layer, target, self.channels), spec.unit(self.unit))]
-        if self.pruned:
-            point = points[self.layer]
-            pairs.append((Site(point.module, "output", self.pruned), StuckAt(point.zero)))
-        return pairs
 
 
 @dataclass
@@ -188,10 +169,10 @@ class PlanResult(Result):
 
 
 def plan_options(model: nn.Module, data: EvalData, spec: PlanSpec, layers: Sequence[str],
-                 run: Run) -> dict[str, list[Option]]:
+                 run: Run) -> dict[str, list[Assignment]]:
     """Per layer, the options (the unit everywhere, or by significance class)."""
     if spec.granularity == "layer":
-        return {layer: [Option(layer, u) for u in spec.units] for layer in layers}
+        return {layer: [Assignment(layer, u) for u in spec.units] for layer in layers}
     calib = data.subset(min(spec.calib_images, len(data))) if data.x is not None else data
     sig = compute_significance(model, calib, [spec.criterion], list(layers), run=run)
     classes = classify_by_thresholds(sig, spec.criterion, thresholds=spec.thresholds)
@@ -202,14 +183,14 @@ def plan_options(model: nn.Module, data: EvalData, spec: PlanSpec, layers: Seque
         pruned = tuple(i for i, c in enumerate(labels) if c == "prunable") if spec.prune else ()
         if not spec.prune:
             approx = tuple(i for i, c in enumerate(labels) if c != "critical")
-        layer_options = [Option(layer, u, approx, pruned) for u in spec.units if approx]
+        layer_options = [Assignment(layer, u, approx, pruned) for u in spec.units if approx]
         if pruned:
-            layer_options.append(Option(layer, "exact", None, pruned))
+            layer_options.append(Assignment(layer, "exact", None, pruned))
         options[layer] = layer_options
     return options
 
 
-def option_energy(option: Option, macs: int, filters: int, energy: EnergyModel) -> float:
+def option_energy(option: Assignment, macs: int, filters: int, energy: EnergyModel) -> float:
     """Multiplier energy per inference (pJ) of a layer computed with `option`."""
     live = filters - len(option.pruned)
     unit_filters = live if option.channels is None else len(option.channels)
@@ -268,21 +249,21 @@ def plan_analysis(model: nn.Module, data: EvalData, spec: PlanSpec, run: Run | N
     options = plan_options(model, data, spec, layers, run)
     filters = {layer: modules[layer].weight.shape[0] for layer in layers}
     macs = {layer: table[layer].macs for layer in layers}
-    exact_energy = {layer: option_energy(Option(layer, "exact"), macs[layer], filters[layer],
+    exact_energy = {layer: option_energy(Assignment(layer, "exact"), macs[layer], filters[layer],
                                          spec.energy) for layer in layers}
 
-    def scenario(opts: Sequence[Option], target: str) -> Scenario:
+    emulation = EmulateSpec(units=spec.units, activation=spec.activation,
+                            calibration=spec.calibration, percentile=spec.percentile)
+
+    def scenario(opts: Sequence[Assignment], target: str) -> Scenario:
         chosen = {o.layer: o for o in opts}
-        pairs = []
-        for layer in layers:
-            option = chosen.get(layer, Option(layer, "exact"))
-            pairs += option.injections(spec, target, points)
-        return Scenario(tuple(pairs))
+        return emulation.scenario([chosen.get(layer, Assignment(layer, "exact"))
+                                   for layer in layers], points, target)
 
     # 1. predictions: each layer alone, exact int8 there vs each option
     single = {(layer, None): Scenario.single(Site(layer, "multiplier-noise"), spec.unit("exact"))
               for layer in layers}
-    single.update({(o.layer, o): Scenario(tuple(o.injections(spec, "multiplier-noise", points)))
+    single.update({(o.layer, o): emulation.scenario([o], points, "multiplier-noise")
                    for opts in options.values() for o in opts})
     predict = Campaign(model, data, single.values(), run, name="plan-predict", stats_data=calib,
                        setup={"calibration": f"{calib.name}: {calib.selection}"})
@@ -299,7 +280,7 @@ def plan_analysis(model: nn.Module, data: EvalData, spec: PlanSpec, run: Run | N
     verify = Campaign(model, data, [], run.with_(trials=1), name="plan-verify", stats_data=calib,
                       setup={"calibration": f"{calib.name}: {calib.selection}"})
 
-    def measured(opts: Sequence[Option]):
+    def measured(opts: Sequence[Assignment]):
         s = scenario(opts, "multiplier")
         verify.add_scenarios([s])
         verify.run(keys=[s.key])
@@ -326,9 +307,9 @@ def plan_analysis(model: nn.Module, data: EvalData, spec: PlanSpec, run: Run | N
         plan = [o for o in plan if o is not worst] + ([replacement] if replacement else [])
         summary = measured(plan)
 
-    def energy_of(opts: Sequence[Option]) -> float:
+    def energy_of(opts: Sequence[Assignment]) -> float:
         chosen = {o.layer: o for o in opts}
-        return sum(option_energy(chosen.get(layer, Option(layer, "exact")), macs[layer],
+        return sum(option_energy(chosen.get(layer, Assignment(layer, "exact")), macs[layer],
                                  filters[layer], spec.energy) for layer in layers)
 
     total_exact = sum(exact_energy.values())
@@ -353,7 +334,7 @@ def plan_analysis(model: nn.Module, data: EvalData, spec: PlanSpec, run: Run | N
     chosen = {o.layer: o for o in plan}
     rows = []
     for layer in layers:
-        option = chosen.get(layer, Option(layer, "exact"))
+        option = chosen.get(layer, Assignment(layer, "exact"))
         rows.append(PlanLayer(layer, option.unit, None if option.channels is None else
                               list(option.channels), list(option.pruned), macs[layer],
                               option_energy(option, macs[layer], filters[layer], spec.energy),
@@ -369,5 +350,5 @@ def plan_analysis(model: nn.Module, data: EvalData, spec: PlanSpec, run: Run | N
         {u: spec.energy.multiply_pj(u)[1] for u in ("exact", *spec.units)}, dict(spec.extra))
 
 
-__all__ = ["Option", "PlanLayer", "PlanResult", "PlanSpec", "knapsack", "option_energy",
+__all__ = ["PlanLayer", "PlanResult", "PlanSpec", "knapsack", "option_energy",
            "plan_analysis", "plan_options"]

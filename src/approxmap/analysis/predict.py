@@ -54,7 +54,7 @@ class PredictSpec:
         for unit in self.units:
             create_unit(unit)
         QuantScheme(self.activation, self.calibration, self.percentile)
-        object.__setattr__(self, "units", tuple(dict.fromkeys(self.units)))
+        object.__setattr__(self, "units", tuple(dict.fromkeys(create_unit(u).name for u in self.units)))
 
     def unit(self, name: str) -> Multiplier8:
         return Multiplier8(name, self.activation, self.calibration, self.percentile)

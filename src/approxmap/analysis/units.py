@@ -30,7 +30,7 @@ from approxmap.core.scenario import Scenario
 from approxmap.core.sites import Site, select_layers
 from approxmap.engine.base import eval_mode
 from approxmap.engine.calibrate import run_model
-from approxmap.multipliers.characterize import characterize, operand_histograms
+from approxmap.multipliers.characterize import characterize
 from approxmap.multipliers.quant import Int8Layer, QuantScheme
 from approxmap.multipliers.target import Multiplier8, MultiplierTarget
 from approxmap.multipliers.units import create_unit
@@ -58,7 +58,7 @@ class UnitsSpec:
         for unit in self.units:
             create_unit(unit)
         QuantScheme(self.activation, self.calibration, self.percentile)
-        object.__setattr__(self, "units", tuple(dict.fromkeys(self.units)))
+        object.__setattr__(self, "units", tuple(dict.fromkeys(create_unit(u).name for u in self.units)))
 
 
 @register_result("units")
@@ -159,13 +159,19 @@ def activation_histograms(model: nn.Module, data: EvalData, layers: Mapping[str,
 
 
 def layer_operands(layer: Int8Layer, act_index_counts: torch.Tensor, signed: bool):
-    """(p_a, p_w): the operand distributions a unit of this signedness sees in the layer, in
-    the unit's index layout (see `approxmap.multipliers.quant` for the convention)."""
-    index_values = torch.arange(256)
-    act_values = index_values if layer.act.activation == "uint8" else index_values - 128
-    a_codes = torch.repeat_interleave(act_values, act_index_counts)
+    """(p_a, p_w): the operand distributions (float64, 256 bins each, in the unit's index
+    layout) a unit of this signedness sees in the layer, under the operand convention of
+    `approxmap.multipliers.quant`: signed units get int8 operands (uint8 activation codes
+    shifted by -128), unsigned units the magnitudes (uint8 codes as they are, |w|)."""
+    counts = act_index_counts.double()
+    if not signed and layer.act.activation == "int8":  # sign-magnitude: |q| of q = i - 128
+        magnitude = (torch.arange(256) - 128).abs()
+        counts = torch.zeros(256, dtype=torch.float64).index_add_(0, magnitude, counts)
     w = layer.weight_codes.flatten().to(torch.int64).cpu()
-    return operand_histograms(a_codes.numpy(), (w if signed else w.abs()).numpy(), signed)
+    w_index = w + 128 if signed else w.abs()
+    w_counts = torch.bincount(w_index, minlength=256).double()
+    return ((counts / counts.sum().clamp_min(1)).numpy(),
+            (w_counts / w_counts.sum().clamp_min(1)).numpy())
 
 
 __all__ = ["UnitsResult", "UnitsSpec", "activation_histograms", "characterize_units",

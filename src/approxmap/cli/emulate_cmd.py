@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from approxmap.analysis.emulate import ALL, EmulateResult, EmulateSpec, emulate_analysis
+from approxmap.analysis.emulate import ALL, Assignment, EmulateResult, EmulateSpec, emulate_analysis
 from approxmap.cli.options import (
     add_model_args,
     add_out_arg,
@@ -58,15 +58,18 @@ def add_parser(sub) -> None:
     p.set_defaults(run=run)
 
 
-def read_assignment(path: str) -> dict[str, str]:
-    """layer -> unit from a plan.json (its `layers` entries)."""
+def read_plan(path: str) -> tuple[Assignment, ...]:
+    """The layer assignments of a plan.json written by `approxmap plan`."""
     try:
         data = json.loads(Path(path).read_text())
-        return {row["layer"]: row["unit"] for row in data["layers"]}
     except (OSError, ValueError, UnicodeDecodeError) as exc:
         raise DataError(f"Cannot read plan {path}: {exc}") from None
-    except (KeyError, TypeError) as exc:
-        raise InvalidParameterError(f"{path} is not an approxmap plan ({exc}).") from None
+    if not isinstance(data, dict) or data.get("format") != "approxmap-plan/1":
+        raise InvalidParameterError(f"{path} is not an approxmap plan (plan.json).")
+    try:
+        return tuple(Assignment.from_dict(row) for row in data["layers"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InvalidParameterError(f"{path} is a damaged plan ({exc}).") from None
 
 
 def run(args) -> int:
@@ -75,7 +78,7 @@ def run(args) -> int:
     spec = EmulateSpec(units=tuple(args.units or ()),
                        layers=tuple(args.layers) if args.layers else None,
                        per_layer=not args.no_per_layer, all_layers=args.all_layers,
-                       assignment=read_assignment(args.plan) if args.plan else None,
+                       plan=read_plan(args.plan) if args.plan else (),
                        activation=args.activation, calibration=args.calibration,
                        percentile=args.percentile, calib_images=args.calib_images,
                        extra={"command": command_line()})
