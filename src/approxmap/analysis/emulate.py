@@ -152,9 +152,6 @@ class EmulateResult(Result):
     macs: dict[str, int] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
-    def to_dict(self) -> dict[str, Any]:
-        data = super().to_dict()
-        return {**data, **data.pop("extra")}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> EmulateResult:

@@ -148,8 +148,7 @@ class PlanResult(Result):
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        data = super().to_dict()
-        return {"format": "approxmap-plan/1", **data, **data.pop("extra")}
+        return {"format": "approxmap-plan/1", **super().to_dict()}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> PlanResult:

@@ -101,9 +101,6 @@ class PredictResult(Result):
     seconds: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
 
-    def to_dict(self) -> dict[str, Any]:
-        data = super().to_dict()
-        return {**data, **data.pop("extra")}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> PredictResult:

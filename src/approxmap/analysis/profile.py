@@ -25,7 +25,7 @@ from typing import Any
 
 from torch import nn
 
-from approxmap.analysis.results import Result, json_safe, register_result
+from approxmap.analysis.results import Result, register_result
 from approxmap.campaign.campaign import Campaign
 from approxmap.campaign.run import Run
 from approxmap.core.data import EvalData
@@ -198,11 +198,6 @@ class ProfileResult(Result):
     grid: dict[str, Any] | None = None
     created: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        data = dataclasses.asdict(self)
-        extra = data.pop("extra")
-        return json_safe({**data, **extra})
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ProfileResult:

@@ -45,14 +45,17 @@ class Result:
     """Base of analysis results: a dataclass that round-trips through standard JSON.
 
     The default `to_dict` is `dataclasses.asdict` with non-finite floats as None (standard
-    JSON has no NaN); `from_dict` passes the keys to the constructor. Results with nested
-    dataclasses override `from_dict`.
+    JSON has no NaN) and the entries of an `extra` field (e.g. the command line) merged in at
+    the top level; `from_dict` passes the known keys to the constructor and the others to
+    `extra`. Results with nested dataclasses override `from_dict`.
     """
 
     kind: ClassVar[str] = "abstract"
 
     def to_dict(self) -> dict[str, Any]:
-        return json_safe(dataclasses.asdict(self))
+        data = dataclasses.asdict(self)
+        extra = data.pop("extra", None) or {}
+        return json_safe({**data, **extra})
 
     def write_artifacts(self, directory: Path) -> list[Path]:
         """Files beyond `<kind>.json` that the result owns (e.g. a pruned model); none here."""
@@ -62,7 +65,10 @@ class Result:
     def from_dict(cls, data: dict[str, Any]) -> Result:
         try:
             names = {f.name for f in dataclasses.fields(cls)}
-            return cls(**{k: v for k, v in data.items() if k in names})
+            known = {k: v for k, v in data.items() if k in names and k != "extra"}
+            if "extra" in names:
+                known["extra"] = {k: v for k, v in data.items() if k not in names}
+            return cls(**known)
         except (TypeError, ValueError) as exc:
             raise InvalidParameterError(f"Not a {cls.kind} result: {exc}") from None
 

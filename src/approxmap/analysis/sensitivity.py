@@ -98,9 +98,6 @@ class SensitivityResult(Result):
     extra: dict[str, Any] = field(default_factory=dict)
     uncertain: dict[str, str] = field(default_factory=dict)  # layer -> why masking may differ
 
-    def to_dict(self) -> dict[str, Any]:
-        data = super().to_dict()
-        return {**data, **data.pop("extra")}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> SensitivityResult:

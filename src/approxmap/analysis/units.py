@@ -74,9 +74,6 @@ class UnitsResult(Result):
     calibration: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
-    def to_dict(self) -> dict[str, Any]:
-        data = super().to_dict()
-        return {**data, **data.pop("extra")}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> UnitsResult:
