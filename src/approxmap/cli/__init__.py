@@ -12,7 +12,7 @@ import signal
 import sys
 
 COMMANDS = ("profile", "layers", "list", "train", "significance", "sensitivity", "prune",
-            "units", "emulate", "predict", "plan", "report")
+            "units", "emulate", "predict", "plan", "report", "run")
 
 
 class _Interrupted:

@@ -81,8 +81,19 @@ def open_folder(args, loaded: Loaded, command: str) -> RunFolder:
 
     out = args.out or f"runs/{command}-{slug(args.model)}-{slug(loaded.data_name)}"
     folder = RunFolder(out, identity_of(loaded.model, loaded.data, args.model, loaded.data_name))
+    keep_config(args, folder, data=loaded.data_name)
     _Interrupted.resumable = True
     return folder
+
+
+def keep_config(args, folder: RunFolder, data: str | None = None) -> None:
+    """The command's fully resolved options, written by the folder as config.toml (and
+    config-COMMAND.toml) with its result: `approxmap run DIR/config.toml` reruns it."""
+    from approxmap.cli.campaignfile import resolved_config
+
+    if getattr(args, "command", None):
+        folder.keep_config(args.command, resolved_config(args, out=folder.path, data=data,
+                                                         command_line=command_line()))
 
 
 def make_run(args, folder: RunFolder, **settings: Any) -> Run:
@@ -108,5 +119,5 @@ def say(args, message: str) -> None:
         print(message, file=sys.stderr, flush=True)
 
 
-__all__ = ["Loaded", "calibration_data", "command_line", "load", "make_run", "open_folder", "output_key", "say",
-           "slug"]
+__all__ = ["Loaded", "calibration_data", "command_line", "keep_config", "load", "make_run",
+           "open_folder", "output_key", "say", "slug"]

@@ -51,7 +51,14 @@ def run_list(args) -> int:
 
 def run_characterize(args) -> int:
     from approxmap.analysis.units import UnitsSpec, characterize_units
-    from approxmap.cli.session import calibration_data, command_line, load, make_run, open_folder
+    from approxmap.cli.session import (
+        calibration_data,
+        command_line,
+        keep_config,
+        load,
+        make_run,
+        open_folder,
+    )
     from approxmap.report.folder import RunFolder
 
     spec = UnitsSpec(units=tuple(args.units), layers=tuple(args.layers) if args.layers else None,
@@ -59,6 +66,7 @@ def run_characterize(args) -> int:
                      calib_images=args.calib_images, extra={"command": command_line()})
     if args.model is None:
         with RunFolder(args.out or "runs/units") as folder:
+            keep_config(args, folder)
             result = characterize_units(spec)
             files = folder.save(result)
     else:

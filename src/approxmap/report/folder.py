@@ -2,8 +2,9 @@
 
 `RunFolder` owns the folder's file names: `results.sqlite` (every campaign's trials),
 `<kind>.json` per result (profile.json, significance.json, sensitivity.json, prune.json,
-...), the renderers' CSV tables and figures, and `report.html`, rebuilt from every result
-in the folder. A folder holding another model, weights or evaluation data is refused before
+...), the renderers' CSV tables and figures, `report.html`, rebuilt from every result in the
+folder, and the configuration of the command that wrote each result (`config-<command>.toml`,
+and `config.toml`: the last command's), when the command line gave one (`keep_config`). A folder holding another model, weights or evaluation data is refused before
 anything is written, and nothing is written before the first result or trial.
 
 >>> with RunFolder("runs/demo", identity_of(model, data, "mnist-cnn")) as folder:  # doctest: +SKIP
@@ -34,6 +35,7 @@ from approxmap.report.renderers import ORDER, percent, renderer_for
 
 RESULTS = "results.sqlite"
 REPORT = "report.html"
+CONFIG = "config.toml"
 IDENTITY_KEYS = ("model", "weights", "dataset", "images", "data")
 
 
@@ -81,6 +83,7 @@ class RunFolder:
         _check_writable(self.path)
         self.identity = dict(identity) if identity is not None else None
         self._store: Store | None = None
+        self._configs: dict[str, str] = {}
         if self.identity is not None:
             self._check_identity()
 
@@ -104,6 +107,11 @@ class RunFolder:
         names = {} if self.identity is None else {
             "model": self.identity["model"], "dataset": self.identity["dataset"]}
         return Run(store=self.store, names=names, **settings)
+
+    def keep_config(self, command: str, text: str) -> None:
+        """The configuration (a campaign file's text) of the command writing here; `save`
+        writes it beside the result as config-<command>.toml and config.toml."""
+        self._configs[command] = text
 
     def close(self) -> None:
         if self._store is not None:
@@ -178,6 +186,9 @@ class RunFolder:
         artifacts = result.write_artifacts(self.path)
         path = self.path / f"{result.kind}.json"
         _atomic_write(path, json.dumps(result.to_dict(), indent=2, allow_nan=False) + "\n")
+        for command, text in self._configs.items():
+            _atomic_write(self.path / f"config-{command}.toml", text)
+            _atomic_write(self.path / CONFIG, text)
         if self.identity is not None:
             self.store.commit_meta()
         renderer_for(result.kind).files(result, self.path)
@@ -245,5 +256,5 @@ def _atomic_write(path: Path, text: str) -> None:
         raise ApproxmapError(f"Cannot write {path}: {exc.strerror or exc}") from None
 
 
-__all__ = ["IDENTITY_KEYS", "REPORT", "RESULTS", "RunFolder", "data_digest", "identity_of",
+__all__ = ["CONFIG", "IDENTITY_KEYS", "REPORT", "RESULTS", "RunFolder", "data_digest", "identity_of",
            "identity_problems"]
