@@ -168,9 +168,11 @@ class Campaign:
 
 
 def summarize(key: str, rows: Sequence[TrialRecord]) -> Summary:
-    """Statistics of one scenario's trials: mean accuracy with its Student-t 95 % CI, the
-    Wilson interval of the pooled counts, and the SDC/DUE counts."""
+    """Statistics of one scenario's trials: mean accuracy with its Student-t 95 % CI (clipped
+    to [0, 1], the range of an accuracy), the Wilson interval of the pooled counts, and the
+    SDC/DUE counts."""
     mean, low, high = mean_ci([r.accuracy for r in rows])
+    low, high = max(low, 0.0), min(high, 1.0)
     hits = sum(r.counts.correct1 if r.labeled else r.counts.agree for r in rows)
     total = sum(r.n for r in rows)
     w_low, w_high = wilson(hits, total)
