@@ -97,14 +97,17 @@ def achieved_margin(sampled: int, population: int | None, confidence: float,
 @dataclass(frozen=True)
 class PointSampling:
     """One scenario's fault space: `population` possible faults (None: unbounded),
-    `per_trial` faults (experiments) per trial, `needed` for the margin, hence
-    `trials_needed`."""
+    `per_trial` experiments per trial, `needed` for the margin, hence `trials_needed`.
+    An experiment (`unit`) is one "fault" (single-fault models), one faulty "inference"
+    (transient multi-fault models at activations) or one faulty "trial" (permanent faults,
+    weights)."""
 
     scenario: str
     population: int | None
     per_trial: int
     needed: int
     trials_needed: int
+    unit: str = "fault"
 
 
 @dataclass(frozen=True)
@@ -132,19 +135,22 @@ class FaultSampling:
         """One line: faults sampled out of possible, per point, and the margin reached."""
         if not self.points:
             return "no fault scenarios"
-        pops = [p.population for p in self.points]
         sampled = sorted({self.sampled(p) for p in self.points})
         worst = max(self.margin_of(p) for p in self.points)
-        if all(n is not None for n in pops):
-            low, high = min(pops), max(pops)
-            possible = f"{low:,}" if low == high else f"{low:,} to {high:,}"
-        else:
-            possible = "unboundedly many (multi-fault model)"
         count = f"{sampled[0]:,}" if len(sampled) == 1 else f"{sampled[0]:,} to {sampled[-1]:,}"
-        how = ("computed for" if self.computed else "given; reaching")
+        singles = [p.population for p in self.points if p.population is not None]
+        parts = []
+        if singles:
+            low, high = min(singles), max(singles)
+            possible = f"{low:,}" if low == high else f"{low:,} to {high:,}"
+            parts.append(f"{count} faults sampled per point out of {possible} possible")
+        for unit in sorted({p.unit for p in self.points if p.population is None}):
+            parts.append(f"{count} faulty {unit}s per point (multi-fault model: the fault "
+                         "space is unbounded)")
+        how = "computed for" if self.computed else "given; reaching"
         return (f"{self.trials} trials per point ({how} a margin of ±{100 * worst:.3g} pp at "
-                f"{100 * self.confidence:g} % confidence, Leveugle et al. 2009): {count} faults "
-                f"sampled per point out of {possible} possible")
+                f"{100 * self.confidence:g} % confidence, Leveugle et al. 2009): "
+                + "; ".join(parts))
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -223,13 +229,14 @@ def plan_fault_sampling(model: nn.Module, data: EvalData, scenarios: Sequence[Sc
         single = isinstance(error, BitFlip) and error.faults_per_sample() == 1
         if single:
             population = sizes[site.key] * len(error.positions) * (images if per_sample else 1)
-            per_trial = images if per_sample else 1
+            per_trial, unit = images if per_sample else 1, "fault"
         else:
             transient = isinstance(error, BitFlip) and per_sample
-            population, per_trial = None, images if transient else 1
+            population = None
+            per_trial, unit = (images, "inference") if transient else (1, "trial")
         needed = sample_size(population, margin, confidence, p)
         points.append(PointSampling(scenario.key, population, per_trial, needed,
-                                    max(1, math.ceil(needed / per_trial))))
+                                    max(1, math.ceil(needed / per_trial)), unit))
     chosen = trials if trials is not None else max((pt.trials_needed for pt in points), default=1)
     return FaultSampling(margin, confidence, p, chosen, trials is None, points)
 
