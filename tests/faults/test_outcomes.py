@@ -119,6 +119,8 @@ def test_profile_command_with_auto_trials(tmp_path, capsys):
     (["--param", "rate=1.5"], "must be a number in [0, 1]"),
     (["--param", "format=fp16", "--sweep", "bits=0:16"], "out of range for fp16"),
     (["--margin", "150%"], "--margin takes a fraction in (0, 1)"),
+    (["--param", "bit=30"], "names the swept parameter; to fix it, sweep one value: "
+                            "--sweep bit=30"),
     (["--trials", "many"], "--trials"),
 ])
 def test_bad_fault_input_is_one_line_and_exit_code_2(tmp_path, capsys, argv, message):

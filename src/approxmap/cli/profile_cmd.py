@@ -183,6 +183,12 @@ def spec_from_args(args) -> ProfileSpec:
             raise InvalidParameterError(f"--channels {item}: no channel given.")
     if not 0 <= args.refine <= 20:
         raise InvalidParameterError(f"--refine takes 0 to 20 steps. Got {args.refine}.")
+    swept = getattr(cls, "axis_aliases", {}).get(axis, axis) or cls.default_axis
+    given = [item for item in args.param if _pair("--param", item)[0] == swept]
+    if given:  # the sweep would silently replace it
+        raise InvalidParameterError(
+            f"--param {given[0]} names the swept parameter; to fix it, sweep one value: "
+            f"--sweep {given[0]}.")
     return ProfileSpec(
         layers=tuple(args.layers) if args.layers else None, channels=channels, site=args.site,
         error=args.error,
