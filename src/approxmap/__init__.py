@@ -18,6 +18,7 @@ from approxmap.core.version import __version__  # noqa: F401 (re-exported)
 
 _LAZY = {
     "ApproxmapError": "approxmap.core.exceptions",
+    "BitFlip": "approxmap.faults",
     "Campaign": "approxmap.campaign",
     "CheckpointError": "approxmap.core.exceptions",
     "Counts": "approxmap.core.records",
@@ -52,6 +53,7 @@ _LAZY = {
     "Store": "approxmap.campaign",
     "StoreError": "approxmap.core.exceptions",
     "StuckAt": "approxmap.core.errors",
+    "StuckBit": "approxmap.faults",
     "Summary": "approxmap.core.statistics",
     "Target": "approxmap.core.targets",
     "TrialRecord": "approxmap.core.records",
@@ -78,6 +80,7 @@ _LAZY = {
     "logits_of": "approxmap.core.outputs",
     "mean_ci": "approxmap.core.statistics",
     "measure_latency": "approxmap.core.latency",
+    "plan_fault_sampling": "approxmap.faults",
     "profile_layers": "approxmap.analysis.profile",
     "prune_analysis": "approxmap.analysis.prune",
     "prune_model": "approxmap.pruning",
@@ -90,6 +93,7 @@ _LAZY = {
     "register_renderer": "approxmap.report",
     "register_result": "approxmap.analysis.results",
     "register_target": "approxmap.core.targets",
+    "sample_size": "approxmap.faults",
     "save_pruned": "approxmap.pruning",
     "select_layers": "approxmap.core.sites",
     "sensitivity": "approxmap.analysis.sensitivity",
@@ -173,6 +177,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
         list_engines,
         register_engine,
     )
+    from approxmap.faults import BitFlip, StuckBit, plan_fault_sampling, sample_size
     from approxmap.pruning import (
         PruningPlan,
         load_pruned,
@@ -193,19 +198,19 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
 
 
 __all__ = [
-    "ApproxmapError", "Campaign", "CheckpointError", "Counts", "Custom", "DataError",
+    "ApproxmapError", "BitFlip", "Campaign", "CheckpointError", "Counts", "Custom", "DataError",
     "Engine", "ErrorModel", "EvalData", "Gaussian", "Injector", "InvalidParameterError",
     "LayerInfo", "LocalEngine", "ModelError", "ProfileResult", "ProfileSpec", "PruneResult",
     "PruneSpec", "PruningPlan", "Renderer", "Result", "Run", "RunFolder", "Scenario", "Section", "SensitivityResult",
     "SensitivitySpec", "SignificanceResult", "SignificanceSpec", "Site", "SiteStats", "Store",
-    "StoreError", "StuckAt", "Summary", "Target", "TrialRecord", "Uniform", "UnknownNameError",
+    "StoreError", "StuckAt", "StuckBit", "Summary", "Target", "TrialRecord", "Uniform", "UnknownNameError",
     "agreement", "classify_by_budget", "classify_by_thresholds", "compute_significance",
     "create_dataset", "create_engine", "create_error_model", "create_model", "identity_of",
     "layer_table", "list_criteria", "list_datasets", "list_engines", "list_error_models",
     "list_models", "list_targets", "load_pruned", "load_state_dict", "logits_of",
-    "measure_latency", "mean_ci", "profile_layers", "prune_analysis", "prune_model",
+    "measure_latency", "mean_ci", "plan_fault_sampling", "profile_layers", "prune_analysis", "prune_model",
     "pruning_units", "register_criterion", "register_dataset", "register_engine",
     "register_error_model", "register_model", "register_renderer", "register_result",
-    "register_target", "save_pruned", "select_layers", "sensitivity", "sensitivity_analysis",
+    "register_target", "sample_size", "save_pruned", "select_layers", "sensitivity", "sensitivity_analysis",
     "significance_analysis", "trial_seed", "wilson",
 ]

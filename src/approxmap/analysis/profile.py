@@ -11,7 +11,9 @@ rate of stuck-at errors), optionally a second one gives a grid (e.g. mean x std)
 The threshold of a layer is where its mean accuracy crosses clean − budget: linearly
 interpolated between the last passing and the first failing swept point (both reported as
 the interval), a lower bound ("censored") when every point passes, None when the first
-point already fails.
+point already fails. A categorical axis (an error model's `categorical_axes`, e.g. the bit
+position of a bit flip) has no threshold: its layers are ranked by mean accuracy over the
+points, and each point's SDC rate (with its Wilson interval) is what to read.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from approxmap.core.exceptions import InvalidParameterError
 from approxmap.core.layers import layer_table
 from approxmap.core.scenario import Scenario
 from approxmap.core.sites import Site, select_layers
-from approxmap.core.statistics import Summary
+from approxmap.core.statistics import Summary, wilson
 from approxmap.core.targets import get_target
 
 AXIS_NAMES = {"std": "sigma"}  # profile.json calls the swept std "sigma" (as approxmap 0.1)
@@ -85,12 +87,15 @@ class ProfileSpec:
         params = dict(self.params)
         if "scale" in names and "scale" not in params:
             params["scale"] = "rel"
-        axis = self.axis or cls.default_axis
+        axis = getattr(cls, "axis_aliases", {}).get(self.axis, self.axis) or cls.default_axis
         if axis is None or axis not in names:
             raise InvalidParameterError(
                 f"Error model {self.error!r} has no parameter {axis!r} to sweep; its parameters "
                 f"are {', '.join(sorted(names)) or 'none'}.")
-        sweep = self.sweep if self.sweep is not None else cls.default_sweep
+        sweep = self.sweep
+        if sweep is None:  # a model may choose its default values from its parameters
+            chooser = getattr(cls, "default_sweep_for", None)
+            sweep = chooser(params) if chooser is not None else cls.default_sweep
         if not sweep:
             raise InvalidParameterError(f"Give the values of {axis!r} to sweep.")
         if self.grid_axis is not None and (self.grid_axis not in names or self.grid_axis == axis
@@ -114,6 +119,12 @@ class ProfileSpec:
         for value in self.sweep:  # validates every value through the error model itself
             for second in self.grid or (None,):
                 self.error_model(value, second)
+
+    @property
+    def categorical(self) -> bool:
+        """True when the swept values are categories, not magnitudes (e.g. a bit position,
+        the error model's `categorical_axes`): no threshold, layers ranked by mean accuracy."""
+        return self.axis in getattr(get_error_model_class(self.error), "categorical_axes", ())
 
     @property
     def curve_grid_value(self) -> Any:
@@ -140,7 +151,8 @@ class ProfileSpec:
 @dataclass
 class ProfilePoint:
     """One swept value of one layer: its parameters and the statistics over its trials
-    (accuracies are fractions; sdc/due are sample counts over all trials)."""
+    (accuracies are fractions; sdc, masked and nonfinite (DUE-like) are sample counts over
+    all trials, of `samples`; sdc_low/sdc_high: the 95 % Wilson interval of the SDC rate)."""
 
     magnitude: float
     params: dict[str, Any]
@@ -159,6 +171,9 @@ class ProfilePoint:
     sigma: float | None = None
     mean: float | None = None
     rate: float | None = None
+    masked: int | None = None
+    sdc_low: float | None = None
+    sdc_high: float | None = None
 
 
 @dataclass
@@ -196,6 +211,7 @@ class ProfileResult(Result):
     ci_target: float | None
     layers: list[LayerProfile]
     grid: dict[str, Any] | None = None
+    categorical: bool = False  # swept values are categories (bit positions): no thresholds
     created: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -265,13 +281,14 @@ def profile_layers(model: nn.Module, data: EvalData, spec: ProfileSpec | None = 
     campaign.add_scenarios(spec.scenario(layer, v, g)
                            for layer in layers for g in grid_values for v in spec.sweep)
     campaign.run()
-    added = _refine(campaign, spec, layers) if spec.refine_steps else {}
+    added = _refine(campaign, spec, layers) if spec.refine_steps and not spec.categorical else {}
     rows = []
     clean = campaign.clean_accuracy()
     for layer in layers:
         values = sorted(set(spec.sweep) | set(added.get(layer, [])))
         points = _points(campaign, spec, layer, spec.curve_grid_value, values)
-        threshold, censored, interval = tolerance(points, clean, spec.budget_pp)
+        threshold, censored, interval = ((None, False, [None, None]) if spec.categorical
+                                         else tolerance(points, clean, spec.budget_pp))
         info = table[layer]
         chans = spec.channels.get(layer)
         rows.append(LayerProfile(layer, info.type, info.macs, info.params, threshold, censored,
@@ -283,6 +300,7 @@ def profile_layers(model: nn.Module, data: EvalData, spec: ProfileSpec | None = 
         labeled=campaign.calibration.counts.labeled, budget_pp=spec.budget_pp,
         axis=AXIS_NAMES.get(spec.axis, spec.axis), error=spec.describe(), seed=run.seed,
         trials=run.trials, ci_target=run.ci_target, layers=rows, grid=_grid(campaign, spec, layers),
+        categorical=spec.categorical,
         created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), extra=dict(spec.extra))
 
 
@@ -296,12 +314,15 @@ def _points(campaign: Campaign, spec: ProfileSpec, layer: str, grid_value: Any,
 def _point(spec: ProfileSpec, value: float, grid_value: Any, s: Summary) -> ProfilePoint:
     params = spec.error_model(value, grid_value).to_dict()
     params.pop("kind", None)
+    sdc_low, sdc_high = wilson(s.sdc, s.samples)
     return ProfilePoint(
         magnitude=value, params=params, accuracy=s.accuracy, ci_low=s.ci_low, ci_high=s.ci_high,
         wilson_low=s.wilson_low, wilson_high=s.wilson_high, top5=s.top5, agreement=s.agreement,
         nonfinite=s.nonfinite, loss=s.loss if math.isfinite(s.loss) else None, trials=s.trials,
         sdc=s.sdc, samples=s.samples, sigma=params.get("std"), mean=params.get("mean"),
-        rate=params.get("rate"))
+        rate=params.get("rate"), masked=s.masked,
+        sdc_low=sdc_low if math.isfinite(sdc_low) else None,
+        sdc_high=sdc_high if math.isfinite(sdc_high) else None)
 
 
 def tolerance(points: Sequence[ProfilePoint], clean: float, budget_pp: float
@@ -353,7 +374,8 @@ def _refine(campaign: Campaign, spec: ProfileSpec, layers: list[str]) -> dict[st
 
 
 def rank_layers(rows: list[LayerProfile]) -> None:
-    """Rank 1 = most resilient: highest threshold, then censored first, then mean accuracy."""
+    """Rank 1 = most resilient: highest threshold, then censored first, then mean accuracy
+    (only the mean accuracy over the points when no layer has a threshold)."""
     def key(row: LayerProfile):
         threshold = -math.inf if row.threshold is None else row.threshold
         area = sum(p.accuracy for p in row.points) / max(len(row.points), 1)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
+import math
 
 from approxmap.analysis.profile import ProfileResult, ProfileSpec, profile_layers
 from approxmap.cli.options import (
@@ -17,7 +19,10 @@ from approxmap.cli.session import command_line, load, make_run, open_folder, say
 from approxmap.cli.tables import format_table
 from approxmap.core.errors import get_error_model_class, list_error_models
 from approxmap.core.exceptions import InvalidParameterError
+from approxmap.core.layers import layer_table
+from approxmap.core.sites import select_layers
 from approxmap.core.targets import list_targets
+from approxmap.faults import BitFault, FaultSampling, plan_fault_sampling
 
 HELP = "inject errors into each layer alone and measure how accuracy falls as they grow"
 
@@ -60,9 +65,39 @@ def add_parser(sub) -> None:
                    help="tolerated accuracy drop in percentage points (default 1)")
     p.add_argument("--refine", type=int, nargs="?", const=4, default=0, metavar="STEPS",
                    help="bisect each threshold STEPS times (default 4 when given, at most 20)")
-    add_run_args(p, trials=10)
+    p.add_argument("--trials", type=trials_or_auto, default=10, metavar="N|auto",
+                   help="seeded trials per point (default 10); auto (bit faults): as many as "
+                        "--margin at --confidence needs (Leveugle et al., DATE 2009)")
+    p.add_argument("--margin", type=fraction("--margin"), default=0.01, metavar="E",
+                   help="error margin of the SDC rate for --trials auto, e.g. 1%% or 0.01 "
+                        "(default 1%%)")
+    p.add_argument("--confidence", type=fraction("--confidence"), default=0.99, metavar="C",
+                   help="confidence level for --trials auto, e.g. 99%% or 0.99 (default 99%%)")
+    add_run_args(p, trials=None)
     add_out_arg(p, "profile")
     p.set_defaults(run=run)
+
+
+def trials_or_auto(text: str) -> int | str:
+    """--trials: a number of trials, or "auto" (computed from --margin and --confidence)."""
+    return "auto" if text.strip().lower() == "auto" else trials_int(text)
+
+
+def fraction(option: str):
+    """A fraction in (0, 1), written 0.01 or 1%."""
+
+    def parse(text: str) -> float:
+        value = text.strip()
+        try:
+            number = float(value[:-1]) / 100 if value.endswith("%") else float(value)
+        except ValueError:
+            number = math.nan
+        if not 0 < number < 1:
+            raise argparse.ArgumentTypeError(
+                f"{option} takes a fraction in (0, 1) such as 0.01 or 1%; got {text!r}")
+        return number
+
+    return parse
 
 
 def _coerce(cls, name: str, text: str):
@@ -148,6 +183,12 @@ def spec_from_args(args) -> ProfileSpec:
             raise InvalidParameterError(f"--channels {item}: no channel given.")
     if not 0 <= args.refine <= 20:
         raise InvalidParameterError(f"--refine takes 0 to 20 steps. Got {args.refine}.")
+    swept = getattr(cls, "axis_aliases", {}).get(axis, axis) or cls.default_axis
+    given = [item for item in args.param if _pair("--param", item)[0] == swept]
+    if given:  # the sweep would silently replace it
+        raise InvalidParameterError(
+            f"--param {given[0]} names the swept parameter; to fix it, sweep one value: "
+            f"--sweep {given[0]}.")
     return ProfileSpec(
         layers=tuple(args.layers) if args.layers else None, channels=channels, site=args.site,
         error=args.error,
@@ -156,13 +197,39 @@ def spec_from_args(args) -> ProfileSpec:
         extra={"command": command_line()})
 
 
+def fault_sampling(args, spec: ProfileSpec, loaded) -> FaultSampling | None:
+    """For bit-fault models: the trials --trials auto needs, or what --trials N samples
+    (faults sampled per point out of the possible ones); None for other error models."""
+    if not issubclass(get_error_model_class(spec.error), BitFault):
+        if args.trials == "auto":
+            raise InvalidParameterError(
+                f"--trials auto applies to the bit-fault error models (bitflip, stuckbit), not "
+                f"{spec.error}; give a number of trials or --ci-target.")
+        return None
+    executed = {row.name for row in layer_table(loaded.model, loaded.data.sample(1))
+                if row.executed}
+    layers = select_layers(loaded.model, spec.layers, executed)
+    scenarios = [spec.scenario(layer, value, grid)
+                 for layer in layers for grid in spec.grid or (None,) for value in spec.sweep]
+    return plan_fault_sampling(loaded.model, loaded.data, scenarios, args.margin, args.confidence,
+                               trials=None if args.trials == "auto" else args.trials)
+
+
 def run(args) -> int:
     spec = spec_from_args(args)
     loaded = load(args)
+    sampling = fault_sampling(args, spec, loaded)
+    if sampling is not None:
+        spec = dataclasses.replace(spec, extra={**spec.extra,
+                                                "fault_sampling": sampling.to_dict()})
     with open_folder(args, loaded, "profile") as folder:
         settings = {"max_trials": args.max_trials}
         if args.ci_target is not None:
             settings["ci_target"] = args.ci_target / 100
+        if sampling is not None:
+            settings["trials"] = sampling.trials
+            if args.max_trials is not None and args.max_trials < sampling.trials:
+                settings["max_trials"] = sampling.trials
         run_ = make_run(args, folder, **settings)
         say(args, f"profile: {args.error} errors at the {spec.site} of each layer, {spec.axis} "
                   f"over {len(spec.sweep)} values x {max(len(spec.grid), 1)}, {run_.trials} "
@@ -170,6 +237,8 @@ def run(args) -> int:
         result = profile_layers(loaded.model, loaded.data, spec, run_)
         files = folder.save(result)
     print(summary_table(result))
+    if sampling is not None:
+        print(f"\nFault sampling: {sampling.summary()}.")
     print(f"\nReport: {files['report']}\nData:   {files['json']}, {folder.path / 'profile.csv'}, "
           f"{folder.path / 'results.sqlite'}")
     return 0
@@ -186,11 +255,27 @@ def summary_table(result: ProfileResult) -> str:
     rows = []
     for layer in sorted(profile["layers"], key=lambda r: r["rank"]):
         last = layer["points"][-1]
+        if profile.get("categorical"):
+            worst = max(layer["points"], key=lambda p: p.get("sdc") or 0)
+            rows.append([str(layer["rank"]), layer["name"], layer["type"], f"{layer['macs']:,}",
+                         f"{100 * _mean_sdc(layer):.2f}%",
+                         f"{worst['magnitude']:g} ({100 * _sdc_rate(worst):.2f}%)"])
+            continue
         rows.append([str(layer["rank"]), layer["name"], layer["type"], f"{layer['macs']:,}",
                      threshold_text(layer), f"{100 * last['accuracy']:.2f}% @ {last['magnitude']:g}"])
-    table = format_table(["rank", "layer", "type", "MACs", f"tolerated {profile['axis']}",
-                          "accuracy at largest"], rows)
+    columns = (["mean SDC rate", f"worst {profile['axis']} (SDC rate)"] if profile.get("categorical")
+               else [f"tolerated {profile['axis']}", "accuracy at largest"])
+    table = format_table(["rank", "layer", "type", "MACs", *columns], rows)
     return head + "\n\n" + table
+
+
+def _sdc_rate(point) -> float:
+    return (point.get("sdc") or 0) / point["samples"] if point.get("samples") else 0.0
+
+
+def _mean_sdc(layer) -> float:
+    """The SDC rate averaged over the points (e.g. a fault at a uniformly random bit)."""
+    return sum(_sdc_rate(p) for p in layer["points"]) / max(len(layer["points"]), 1)
 
 
 __all__ = ["add_parser", "run", "spec_from_args", "summary_table"]

@@ -32,7 +32,7 @@ from approxmap.core.registry import Registry
 from approxmap.core.stats import SiteStats
 
 # Error models defined in higher layers, registered when first needed.
-PROVIDERS = ("approxmap.multipliers.target",)
+PROVIDERS = ("approxmap.multipliers.target", "approxmap.faults.models")
 _REGISTRY: Registry[type[ErrorModel]] = Registry("error model", PROVIDERS)
 SCALES = ("abs", "rel")
 

@@ -29,7 +29,8 @@ class SiteStats:
     Scalars cover every value; `channel_*` tensors (float64, shape (C,)) cover each channel
     along the site's channel dimension (dim 1 of activations, the output-channel dimension
     of weights); `sample` (float32, at most SAMPLE_SIZE values) is a deterministic strided
-    subsample for percentiles.
+    subsample for percentiles. `channel_dim` is the dimension the channels were taken
+    along: 1 for activations (dim 0 is the batch), 0 for parameters (out-channel view).
     """
 
     count: int
@@ -46,6 +47,7 @@ class SiteStats:
     channel_abs_mean: torch.Tensor
     channel_zero_frac: torch.Tensor
     sample: torch.Tensor
+    channel_dim: int = 1
 
     def percentile(self, q: float) -> float:
         """The q-th percentile (0..100) of the sampled values (NaN when nothing was seen)."""
@@ -131,7 +133,8 @@ class StatsAccumulator:
         hi = self.hi if self.n else 0.0
         sample = torch.cat(self.samples) if self.samples else torch.zeros(0)
         return SiteStats(self.n, mean, std, lo, hi, max(abs(lo), abs(hi)), ch["mean"], ch["std"],
-                         ch["lo"], ch["hi"], ch["absmax"], ch["abs"], ch["zeros"], sample)
+                         ch["lo"], ch["hi"], ch["absmax"], ch["abs"], ch["zeros"], sample,
+                         self.channel_dim)
 
 
 __all__ = ["SAMPLE_SIZE", "SiteStats", "StatsAccumulator"]

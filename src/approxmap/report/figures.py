@@ -19,12 +19,16 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from approxmap.core.exceptions import InvalidParameterError, UnknownNameError
+from approxmap.core.statistics import wilson
 
 PNG_DPI = 130
 COMPACT_LEGEND_ABOVE = 12
 _PROFILE_KEYS = ("model", "dataset", "clean_accuracy", "budget_pp", "axis", "layers")
 _LAYER_KEYS = ("name", "threshold", "threshold_censored", "rank", "points")
-_AXIS_LABELS = {"sigma": "error std σ", "rate": "error rate"}
+_AXIS_LABELS = {"sigma": "error std σ", "rate": "error rate",
+                "bit": "bit position (0 = least significant)"}
+_KIND_AXIS_LABELS = {("bitflip", "rate"): "bit error rate (per element-bit)",
+                     ("stuckbit", "rate"): "fraction of elements stuck"}
 _LINESTYLES = ("-", "--", "-.", ":")
 
 
@@ -109,7 +113,9 @@ def _accuracy_at(x: np.ndarray, y: np.ndarray, where: float | None) -> float | N
 
 
 def _axis_label(profile: Mapping[str, Any]) -> str:
-    return _AXIS_LABELS.get(profile["axis"], str(profile["axis"]))
+    kind = (profile.get("error") or {}).get("kind")
+    axis = str(profile["axis"])
+    return _KIND_AXIS_LABELS.get((kind, axis)) or _AXIS_LABELS.get(axis, axis)
 
 
 def _get_curves_info(profile: Mapping[str, Any]) -> _CurvesInfo:
@@ -255,6 +261,80 @@ def plot_ranking(profile: Mapping[str, Any]) -> Figure:
     return fig
 
 
+@dataclass(frozen=True)
+class _SdcCurve:
+    name: str
+    x: np.ndarray
+    rate: np.ndarray  # SDC rate (fraction) per point
+    low: np.ndarray  # 95 % Wilson interval
+    high: np.ndarray
+
+
+@dataclass(frozen=True)
+class _SdcInfo:
+    axis_label: str
+    categorical: bool
+    log_x: bool
+    curves: list[_SdcCurve]
+
+
+def _get_sdc_info(profile: Mapping[str, Any]) -> _SdcInfo:
+    """Each layer's SDC rate (silent top-1 changes / samples) per swept point with its 95 %
+    Wilson interval (recomputed from the counts when the profile lacks it)."""
+    curves = []
+    for layer in profile["layers"]:
+        points = layer["points"]
+        rate, low, high = [], [], []
+        for p in points:
+            n, sdc = p.get("samples") or 0, p.get("sdc") or 0
+            rate.append(sdc / n if n else math.nan)
+            lo, hi = p.get("sdc_low"), p.get("sdc_high")
+            if lo is None or hi is None:
+                lo, hi = wilson(sdc, n)
+            low.append(lo)
+            high.append(hi)
+        curves.append(_SdcCurve(str(layer["name"]), _floats([p["magnitude"] for p in points]),
+                                _floats(rate), _floats(low), _floats(high)))
+    xs = np.concatenate([c.x for c in curves]) if curves else np.zeros(0)
+    positive = xs[np.isfinite(xs) & (xs > 0)]
+    log_x = (profile["axis"] == "rate" and len(positive) >= 2
+             and positive.max() / positive.min() >= 100)
+    return _SdcInfo(_axis_label(profile), bool(profile.get("categorical")), bool(log_x), curves)
+
+
+def plot_sdc(profile: Mapping[str, Any]) -> Figure:
+    """Plot the SDC rate (%) against the swept value (e.g. the bit position), one line and
+    95 % Wilson band per layer.
+
+    Example:
+        >>> fig = plot_sdc(profile)  # doctest: +SKIP
+    """
+    info = _get_sdc_info(profile)
+    ncols = _legend_columns(len(info.curves))
+    fig = Figure(figsize=(10 + 1.5 * (ncols - 1), 5.5), layout="constrained")
+    ax = fig.add_subplot()
+    for i, curve in enumerate(info.curves):
+        style = _style(i, len(info.curves))
+        ax.plot(curve.x, curve.rate * 100, label=curve.name, linewidth=1.2,
+                marker="o" if info.categorical else None, markersize=3, **style)
+        ax.fill_between(curve.x, curve.low * 100, curve.high * 100, color=style["color"],
+                        alpha=0.15, linewidth=0)
+    if info.categorical and info.curves:
+        xs = sorted({float(v) for c in info.curves for v in c.x if math.isfinite(v)})
+        step = max(1, math.ceil(len(xs) / 32))
+        ax.set_xticks(xs[::step], [format_number(v) for v in xs[::step]], fontsize="small")
+    if info.log_x:
+        positive = [v for c in info.curves for v in c.x if v > 0]
+        ax.set_xscale("symlog", linthresh=min(positive))
+    ax.set_xlabel(info.axis_label)
+    ax.set_ylabel("SDC rate (% of inferences, 95 % Wilson)")
+    ax.set_title(f"{profile['model']} on {profile['dataset']}: silent data corruptions")
+    ax.grid(True, alpha=0.3)
+    fig.legend(loc="outside right upper", fontsize="small" if ncols == 1 else "x-small",
+               ncols=ncols)
+    return fig
+
+
 def _get_heatmap_info(profile: Mapping[str, Any], layer_name: str) -> _HeatmapInfo:
     """Return the mean × sigma accuracy grid of one layer.
 
@@ -334,22 +414,27 @@ def _heatmap_stems(layer_names: Sequence[str]) -> dict[str, str]:
 
 
 def render_profile_figures(
-    profile: Mapping[str, Any], out_dir: str | Path
+    profile: Mapping[str, Any], out_dir: str | Path, sdc: bool = False
 ) -> dict[str, list[Path]]:
     """Write every figure of a profile into out_dir as PNG and SVG.
 
+    The ranking (of thresholds) is left out when the swept axis is categorical (bit
+    positions); `sdc` adds the SDC-rate figure (for bit-fault profiles).
+
     Returns:
-        ``{"curves": [...], "ranking": [...], "heatmap:<layer>": [...]}``, one heatmap
-        entry per layer of the grid (if any), each mapping to its ``[png, svg]`` paths.
+        ``{"curves": [...], "ranking": [...], "sdc": [...], "heatmap:<layer>": [...]}``,
+        one heatmap entry per layer of the grid (if any), each mapping to its
+        ``[png, svg]`` paths.
 
     Example:
         >>> paths = render_profile_figures(profile, "runs/demo")  # doctest: +SKIP
     """
     check_profile(profile)
-    written = {
-        "curves": save_figure(plot_curves(profile), out_dir, "curves"),
-        "ranking": save_figure(plot_ranking(profile), out_dir, "ranking"),
-    }
+    written = {"curves": save_figure(plot_curves(profile), out_dir, "curves")}
+    if not profile.get("categorical"):
+        written["ranking"] = save_figure(plot_ranking(profile), out_dir, "ranking")
+    if sdc:
+        written["sdc"] = save_figure(plot_sdc(profile), out_dir, "sdc")
     grid_layers = list((profile.get("grid") or {}).get("layers", {}))
     for name, stem in _heatmap_stems(grid_layers).items():
         written[f"heatmap:{name}"] = save_figure(plot_heatmap(profile, name), out_dir, stem)

@@ -24,7 +24,11 @@ from typing import Any
 
 from approxmap.analysis.classify import CLASSES, class_counts
 from approxmap.analysis.results import Result
+from approxmap.core.errors import get_error_model_class
+from approxmap.core.exceptions import UnknownNameError
 from approxmap.core.registry import Registry
+from approxmap.core.statistics import wilson
+from approxmap.faults import BitFault
 from approxmap.report.figures import (
     format_number,
     layers_by_rank,
@@ -95,9 +99,21 @@ def percent(value: float | None, digits: int = 2) -> str:
 PROFILE_CSV = ["rank", "layer", "type", "macs", "params", "threshold", "threshold_low",
                "threshold_high", "threshold_censored", "magnitude", "sigma", "mean", "rate",
                "accuracy", "ci_low", "ci_high", "wilson_low", "wilson_high", "top5",
-               "agreement", "nonfinite", "sdc", "loss", "trials"]
+               "agreement", "nonfinite", "sdc", "loss", "trials", "samples", "masked",
+               "sdc_low", "sdc_high"]
 _CAPTIONS = {"curves": "Accuracy against error magnitude, per layer (95 % CI bands)",
-             "ranking": "Layer resilience ranking (interpolated threshold within budget)"}
+             "ranking": "Layer resilience ranking (interpolated threshold within budget)",
+             "sdc": "SDC rate (top-1 changed, outputs finite) per swept value, per layer "
+                    "(95 % Wilson bands)"}
+
+
+def is_bit_fault(profile: Mapping[str, Any]) -> bool:
+    """True when the profile's error model is a registered bit fault (bitflip, stuckbit)."""
+    try:
+        cls = get_error_model_class((profile.get("error") or {}).get("kind", ""))
+    except UnknownNameError:
+        return False
+    return issubclass(cls, BitFault)
 
 
 def threshold_text(layer: Mapping[str, Any]) -> str:
@@ -124,13 +140,16 @@ class ProfileRenderer(Renderer):
                      "threshold_high": high, "threshold_censored": layer["threshold_censored"]}
             rows += [{**facts, **point} for point in layer["points"]]
         write_csv(folder / "profile.csv", rows, PROFILE_CSV)
-        figures = render_profile_figures(profile, folder)
+        figures = render_profile_figures(profile, folder, sdc=is_bit_fault(profile))
         return [paths[0].name for paths in figures.values()]
 
     def section(self, result, folder):
         profile = result.to_dict()
+        categorical = bool(profile.get("categorical"))
+        stems = ("curves",) + (() if categorical else ("ranking",)) + (
+            ("sdc",) if is_bit_fault(profile) else ())
         figures = [Figure(f"{stem}.png", _CAPTIONS.get(stem, stem))
-                   for stem in ("curves", "ranking") if (folder / f"{stem}.png").is_file()]
+                   for stem in stems if (folder / f"{stem}.png").is_file()]
         figures += [Figure(p.name, f"Accuracy (%) over the grid: {p.stem.removeprefix('heatmap_')}")
                     for p in sorted(folder.glob("heatmap_*.png"))]
         error = profile.get("error") or {}
@@ -139,17 +158,33 @@ class ProfileRenderer(Renderer):
                  ("Budget", f"{profile['budget_pp']:g} pp (accuracy ≥ "
                             f"{percent(profile['clean_accuracy'] - profile['budget_pp'] / 100)} %)"),
                  ("Trials per point", _trials_text(profile)), ("Seed", profile.get("seed", "—"))]
-        ranking = [(layer["rank"], layer["name"], layer.get("type", "—"),
-                    f"{layer.get('macs', 0):,}", f"{layer.get('params', 0):,}",
-                    threshold_text(layer)) for layer in layers_by_rank(profile)]
-        note = ("<p>Threshold: the magnitude where the mean accuracy crosses clean − budget, "
-                "interpolated between the last passing and the first failing point (in "
-                "brackets); ≥ marks a lower bound (every tested magnitude passed), 'fails' a "
-                "layer that fails at the smallest magnitude.</p>")
-        points = "".join(_points_html(layer, profile["axis"]) for layer in profile["layers"])
+        sampling = profile.get("fault_sampling")
+        if sampling:
+            facts.append(("Fault sampling", sampling.get("summary", "—")))
+        if categorical:
+            ranking = [(layer["rank"], layer["name"], layer.get("type", "—"),
+                        f"{layer.get('macs', 0):,}", f"{layer.get('params', 0):,}",
+                        percent(_mean_sdc(layer)), _worst_text(layer))
+                       for layer in layers_by_rank(profile)]
+            note = (f"<p>The swept {escape(profile['axis'])} is a category, not a magnitude: "
+                    "layers are ranked by their mean accuracy over the points; the SDC rate "
+                    "averaged over the points is that of a fault at a uniformly random one.</p>")
+            columns = ["Rank", "Layer", "Type", "MACs", "Params", "Mean SDC rate (%)",
+                       f"Most vulnerable {profile['axis']} (SDC %)"]
+        else:
+            ranking = [(layer["rank"], layer["name"], layer.get("type", "—"),
+                        f"{layer.get('macs', 0):,}", f"{layer.get('params', 0):,}",
+                        threshold_text(layer)) for layer in layers_by_rank(profile)]
+            note = ("<p>Threshold: the magnitude where the mean accuracy crosses clean − budget, "
+                    "interpolated between the last passing and the first failing point (in "
+                    "brackets); ≥ marks a lower bound (every tested magnitude passed), 'fails' "
+                    "a layer that fails at the smallest magnitude.</p>")
+            columns = ["Rank", "Layer", "Type", "MACs", "Params",
+                       f"Threshold ({profile['axis']})"]
+        points = "".join(_points_html(layer, profile["axis"], categorical)
+                         for layer in profile["layers"])
         html = (table(["Item", "Value"], facts, left=2) + "<h3>Layer ranking</h3>" + note
-                + table(["Rank", "Layer", "Type", "MACs", "Params",
-                         f"Threshold ({profile['axis']})"], ranking, left=0)
+                + table(columns, ranking, left=0)
                 + "<h3>Per-layer results</h3>" + points)
         return Section("Layer-wise error resilience", html, figures)
 
@@ -161,14 +196,45 @@ def _trials_text(profile: Mapping[str, Any]) -> str:
     return f"at least {profile['trials']}, until the 95 % CI half-width is ≤ {target * 100:g} pp"
 
 
-def _points_html(layer: Mapping[str, Any], axis: str) -> str:
+def _sdc_rate(point: Mapping[str, Any]) -> float | None:
+    samples = point.get("samples")
+    return (point.get("sdc") or 0) / samples if samples else None
+
+
+def _mean_sdc(layer: Mapping[str, Any]) -> float | None:
+    rates = [r for r in map(_sdc_rate, layer["points"]) if r is not None]
+    return sum(rates) / len(rates) if rates else None
+
+
+def _worst_text(layer: Mapping[str, Any]) -> str:
+    worst = max(layer["points"], key=lambda p: _sdc_rate(p) or 0.0, default=None)
+    if worst is None:
+        return "—"
+    return f"{format_number(worst['magnitude'])} ({percent(_sdc_rate(worst))})"
+
+
+def _sdc_text(point: Mapping[str, Any]) -> str:
+    """SDC rate (%) with its 95 % Wilson interval, from the counts."""
+    rate, samples = _sdc_rate(point), point.get("samples")
+    if rate is None:
+        return "—"
+    low, high = point.get("sdc_low"), point.get("sdc_high")
+    if low is None or high is None:
+        low, high = wilson(point.get("sdc") or 0, samples)
+    return f"{percent(rate)} [{percent(low)}, {percent(high)}]"
+
+
+def _points_html(layer: Mapping[str, Any], axis: str, categorical: bool = False) -> str:
     rows = [(format_number(p["magnitude"]), percent(p["accuracy"]),
-             f"[{percent(p.get('ci_low'))}, {percent(p.get('ci_high'))}]",
-             p.get("sdc", "—"), p.get("nonfinite", "—"), p.get("trials", "—"))
+             f"[{percent(p.get('ci_low'))}, {percent(p.get('ci_high'))}]", _sdc_text(p),
+             p.get("sdc", "—"), p.get("nonfinite", "—"), p.get("masked", "—"),
+             p.get("samples", "—"), p.get("trials", "—"))
             for p in layer["points"]]
-    body = table([axis, "Accuracy (%)", "95% CI (%)", "SDC samples", "NaN/Inf samples",
-                  "Trials"], rows, left=0)
-    title = f"{layer['name']} ({layer.get('type', '?')}), threshold {threshold_text(layer)}"
+    body = table([axis, "Accuracy (%)", "95% CI (%)", "SDC rate (%) [95% Wilson]", "SDC",
+                  "NaN/Inf (DUE)", "Masked", "Inferences", "Trials"], rows, left=0)
+    tail = (f"mean SDC rate {percent(_mean_sdc(layer))} %" if categorical
+            else f"threshold {threshold_text(layer)}")
+    title = f"{layer['name']} ({layer.get('type', '?')}), {tail}"
     return f"<details><summary>{escape(title)}</summary>{body}</details>"
 
 
