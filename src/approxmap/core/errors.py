@@ -128,6 +128,12 @@ class ErrorModel:
         """True when apply() never changes a tensor (e.g. std 0, mean 0 or rate 0)."""
         return False
 
+    @property
+    def sparse(self) -> bool:
+        """True when the error leaves most of a sample's values clean (e.g. one bit flip):
+        a speed hint for the engine, which then computes only the samples still changed."""
+        return False
+
     def to_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, **dataclasses.asdict(self)}
 

@@ -59,6 +59,7 @@ class GraphRunner:
             raise ApproxmapError(f"Layers never called in forward(): {', '.join(sorted(missing))}")
         if sum(1 for n in self.nodes if n.op == "placeholder") != 1:
             raise ApproxmapError("Prefix caching needs a forward(x) with exactly one input.")
+        self._live_count: list[int] | None = None
 
     def cut(self, sites: Iterable[Site]) -> Cut:
         """Where per-trial work starts for these sites.
@@ -110,6 +111,88 @@ class GraphRunner:
                 return fx.node.map_arg(node.args[0], lambda n: env[n])
             env[node] = self._run_node(node, env, None, on_input, on_output, call_module)
         raise ApproxmapError("The traced graph has no output node.")
+
+    def checkpoints(self, after: int) -> set[int]:
+        """Indices of the nodes from `after` on (before the output) whose value is all the rest
+        of the graph reads: there, a sample equal to its clean value stays clean to the end."""
+        if self._live_count is None:  # per node i: how many values are read after node i
+            count = [0] * (len(self.nodes) + 1)
+            self._last_read = [max((self._index[u] for u in n.users), default=i)
+                               for i, n in enumerate(self.nodes)]
+            for j, last in enumerate(self._last_read):
+                if last > j:
+                    count[j] += 1
+                    count[last] -= 1
+            for i in range(1, len(count)):
+                count[i] += count[i - 1]
+            self._live_count = count
+        return {i for i in range(after, len(self.nodes) - 1)
+                if self._live_count[i] == 1 and self._last_read[i] > i}
+
+    def clean_values(self, x: torch.Tensor, indices: Iterable[int]) -> tuple[dict[int, Any], Any]:
+        """The clean values of the nodes at `indices`, and the clean output, for input x."""
+        wanted = set(indices)
+        env: dict[fx.Node, Any] = {}
+        kept: dict[int, Any] = {}
+        for i, node in enumerate(self.nodes):
+            if node.op == "output":
+                return kept, fx.node.map_arg(node.args[0], lambda n: env[n])
+            env[node] = self._run_node(node, env, x, None, None)
+            if i in wanted:
+                kept[i] = env[node]
+        raise ApproxmapError("The traced graph has no output node.")
+
+    def suffix_sparse(self, live: dict[fx.Node, Any], cut: Cut, last_site: int,
+                      clean: tuple[dict[int, Any], Any], on_input: NodeHook | None = None,
+                      on_output: NodeHook | None = None,
+                      call_module: ModuleCall | None = None) -> torch.Tensor:
+        """`suffix` for one trial whose errors are done by node `last_site`: after it, at every
+        checkpoint, the samples whose value equals the clean one are dropped (they stay
+        clean to the end) and the rest of the graph runs on the others only; the dropped
+        samples take the clean output. Looking stops at the first checkpoint that drops no
+        sample (faults are masked early, by a ReLU or a max pool, or not at all). Samples are
+        independent in eval-mode CNNs, so this is exact (up to the float rounding of kernels
+        at other batch sizes) and deterministic.
+        """
+        checkpoints, clean_out = clean
+        site = cut.cached_site if on_output is not None else None
+        env = {node: value if node is site else _stack(value, 1) for node, value in live.items()}
+        if site is not None:
+            value = on_output(site.target, env[site])
+            env[site] = value.clone() if value is live[site] else value
+        rows: torch.Tensor | None = None  # the samples still computed (None: all)
+        checking = True  # faults are masked early (a ReLU, a max pool): stop looking once
+        for i in range(cut.index, len(self.nodes)):  # a checkpoint drops no sample
+            node = self.nodes[i]
+            if node.op == "output":
+                out = fx.node.map_arg(node.args[0], env.__getitem__)
+                if rows is None:
+                    return out
+                full = clean_out.clone()
+                full[rows] = out
+                return full
+            env[node] = self._run_node(node, env, None, on_input, on_output, call_module)
+            if not checking or i <= last_site or i not in checkpoints:
+                continue
+            value = env[node]
+            reference = checkpoints[i] if rows is None else checkpoints[i][rows]
+            if not isinstance(value, torch.Tensor) or value.shape != reference.shape or (
+                    not value.dim()):
+                continue
+            differs = (value != reference).reshape(len(value), -1).any(1)
+            if bool(differs.all()):
+                checking = False
+                continue
+            keep = differs.nonzero().flatten()
+            rows = keep if rows is None else rows[keep]
+            if not len(rows):
+                return clean_out.clone()
+            env = {node: value[keep]}
+        raise ApproxmapError("The traced graph has no output node.")
+
+    def last_site_node(self, sites: Iterable[Site]) -> int:
+        """The index of the last node at which any of these sites acts."""
+        return max(self.site_nodes[site.module][-1] for site in sites)
 
     def _run_node(self, node, env, x, on_input, on_output, call_module=None):
         if node.op == "placeholder":

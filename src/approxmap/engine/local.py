@@ -138,6 +138,15 @@ class LocalEngine(Engine):
     def _stream_graph(self, runner, x, y, clean, trials, calibration) -> None:
         cut = runner.cut(trials[0].plan.scenario.sites)
         live = _guarded(runner.prefix, x, cut)
+        sparse = [t for t in trials if t.sparse] if stackable(live) else []
+        if sparse:  # sparse faults: each trial computes only the samples they still change
+            reference = _guarded(runner.clean_values, x, runner.checkpoints(cut.index))
+            for trial in sparse:
+                last = runner.last_site_node(trial.plan.scenario.sites)
+                logits = _guarded(runner.suffix_sparse, live, cut, last, reference,
+                                  *_hooks([trial], len(x)))
+                trial.counts.update(logits, y, clean)
+        trials = [t for t in trials if not t.sparse] if sparse else trials
         per_forward = self._stack_size(len(x), calibration) if stackable(live) else 1
         for start in range(0, len(trials), per_forward):
             chunk = trials[start:start + per_forward]

@@ -41,6 +41,10 @@ class ActiveTrial:
         self.started = time.perf_counter()
         self.generator = generator
         self.identity = all(site.kind.is_identity(error) for site, error in injections)
+        # errors that leave most samples of a batch clean (single bit flips, low rates) at
+        # activations: the engine then computes only the samples they still change
+        self.sparse = any(getattr(error, "sparse", False) for _, error in injections) and all(
+            site.kind.hook in ("output", "input") for site, _ in injections)
         self.at_input: dict[str, list[tuple[Site, Any]]] = {}
         self.at_output: dict[str, list[tuple[Site, Any]]] = {}
         self.params: dict[str, dict[str, torch.Tensor]] = {}

@@ -241,6 +241,13 @@ class BitFlip(BitFault):
     def is_identity(self) -> bool:
         return self.rate == 0.0 or self.count == 0
 
+    @property
+    def sparse(self) -> bool:
+        """A few faults per sample (one per inference, or a count): most are masked a layer
+        or two later (by a ReLU or a max pool), so the engine computes only the samples they
+        still change (exact; see GraphRunner.suffix_sparse)."""
+        return self.rate is None
+
     def faults_per_sample(self) -> int | None:
         """Faults per sample (or per tensor): 1 single, `count`, None for a rate."""
         return None if self.rate is not None else (1 if self.count is None else self.count)
