@@ -107,7 +107,7 @@ def add_model_args(parser: argparse.ArgumentParser, data: bool = True) -> None:
     parser.add_argument("--weights", metavar="FILE", type=text("--weights"),
                         help="state_dict for the model (.safetensors, or a torch file loaded "
                              "with weights_only=True)")
-    parser.add_argument("--output-key", metavar="KEY",
+    parser.add_argument("--output-key", metavar="KEY", type=text("--output-key"),
                         help="for a model returning a tuple or dict: the index or key of its "
                              "logits (e.g. 0 or logits)")
     if data:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import sys
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,9 +41,26 @@ def output_key(text: str | None) -> int | str | None:
 def load(args, data: bool = True) -> Loaded:
     """The model (its logits picked by --output-key), the data, and the output check.
 
+    The engine and device are checked first (before a model or data is loaded), and the
+    warnings of loading (e.g. more --images asked for than the data holds) are shown once
+    everything loaded, so a refused command prints one line.
+
     Raises:
         InvalidParameterError / CheckpointError / DataError / ModelError: one line each.
     """
+    if hasattr(args, "engine"):
+        args.engine_object = create_engine(args.engine, device=args.device)
+    what = args.model if not data else f"{args.model} and its data"
+    say(args, f"loading {what} ...")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")
+        loaded = _load(args, data)
+    for item in caught:
+        warnings.showwarning(item.message, item.category, item.filename, item.lineno)
+    return loaded
+
+
+def _load(args, data: bool) -> Loaded:
     model, info = load_model(args.model, args.weights)
     key = output_key(getattr(args, "output_key", None))
     if key is not None:
@@ -71,13 +89,13 @@ def open_folder(args, loaded: Loaded, command: str) -> RunFolder:
 
     out = args.out or f"runs/{command}-{slug(args.model)}-{slug(loaded.data_name)}"
     folder = RunFolder(out, identity_of(loaded.model, loaded.data, args.model, loaded.data_name))
-    _Interrupted.resumable = True
+    _Interrupted.folder = folder  # an interrupt says how many trials it keeps
     return folder
 
 
 def make_run(args, folder: RunFolder, **settings: Any) -> Run:
     """The Run of a command: engine and device, batch size, seed, trials, progress."""
-    engine = create_engine(args.engine, device=args.device)
+    engine = getattr(args, "engine_object", None) or create_engine(args.engine, device=args.device)
     trials = getattr(args, "trials", None)
     if trials is not None:
         settings.setdefault("trials", trials)
