@@ -206,11 +206,13 @@ def summarize(key: str, rows: Sequence[TrialRecord]) -> Summary:
     nonfinite = sum(r.due for r in rows)
     finite_n = total - nonfinite
     count = max(len(rows), 1)
+    labeled = all(r.labeled for r in rows)  # label-free data has no loss (NaN, as the clean one)
     return Summary(
         scenario=key, trials=len(rows), accuracy=mean, ci_low=low, ci_high=high,
         wilson_low=w_low, wilson_high=w_high, top5=sum(r.top5 for r in rows) / count,
         agreement=sum(r.agreement for r in rows) / count, nonfinite=nonfinite,
-        loss=sum(r.counts.loss_sum for r in rows) / finite_n if finite_n else float("nan"),
+        loss=sum(r.counts.loss_sum for r in rows) / finite_n if finite_n and labeled else
+        float("nan"),
         samples=total, sdc=sum(r.sdc for r in rows), masked=sum(r.masked for r in rows))
 
 
