@@ -26,6 +26,7 @@ class _Interrupted:
     loading = False  # modules are being imported: end at once (nothing written yet)
     folder = None  # the command's RunFolder once open (to say whether it resumes)
     model = ""  # the --model spec, to name it in a message
+    held: list[str] = []  # warnings of loading, shown when the command succeeded
 
     @classmethod
     def handler(cls, signum, frame) -> None:
@@ -98,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     """
     previous = signal.signal(signal.SIGINT, _Interrupted.handler)
     _Interrupted.real = False
-    _Interrupted.folder, _Interrupted.model = None, ""
+    _Interrupted.folder, _Interrupted.model, _Interrupted.held = None, "", []
     _Interrupted.loading = True
     try:
         return _main(argv)
@@ -138,26 +139,32 @@ def _main(argv: list[str] | None) -> int:
                        f"(see 'approxmap {args.command} --help')\n")
     _Interrupted.model = getattr(args, "model", "") or ""
     try:
-        return int(args.run(args) or 0)
+        code = int(args.run(args) or 0)
+        for message in _Interrupted.held:
+            _show_warning(message, UserWarning, "", 0)
+        return code
     except ApproxmapError as exc:
+        if isinstance(exc, ModelError) and _is_out_of_memory(exc.__context__):
+            print(f"approxmap: error: {_out_of_memory(args, exc.detail[:160])}", file=sys.stderr)
+            return 2
         text = _one_line(exc)
-        if isinstance(exc, ModelError) and _Interrupted.model and _Interrupted.model not in text:
+        users = isinstance(exc, ModelError) or (  # e.g. a trace that ran the user's forward
+            exc.__context__ is not None and _user_frame(exc.__context__) is not None)
+        if users and _Interrupted.model and _Interrupted.model not in text:
             text += f" (--model {_Interrupted.model})"
         print(f"approxmap: error: {text}", file=sys.stderr)
         return 2
     except MemoryError:
-        print("approxmap: error: out of memory; lower --batch-size, --images or the sizes asked "
-              "for.", file=sys.stderr)
+        print(f"approxmap: error: {_out_of_memory(args)}", file=sys.stderr)
         return 2
     except SystemExit as exc:  # approxmap never exits inside a command: the user's code did
         code = "" if exc.code is None else f": {exc.code}"
         print(f"approxmap: error: {_model_label()} raised SystemExit{code}", file=sys.stderr)
         return 2
     except Exception as exc:
-        if isinstance(exc, RuntimeError) and ("out of memory" in str(exc)
-                                              or "can't allocate" in str(exc).lower()):
-            print(f"approxmap: error: out of memory ({_one_line(exc)[:160]}); lower "
-                  "--batch-size, --images or the sizes asked for.", file=sys.stderr)
+        if _is_out_of_memory(exc):
+            print(f"approxmap: error: {_out_of_memory(args, _one_line(exc)[:160])}",
+                  file=sys.stderr)
             return 2
         where = _user_frame(exc)
         if where is None:
@@ -165,6 +172,25 @@ def _main(argv: list[str] | None) -> int:
         print(f"approxmap: error: {_model_label()} raised {type(exc).__name__}: "
               f"{_one_line(exc)[:300]} (at {where})", file=sys.stderr)
         return 2
+
+
+def _is_out_of_memory(exc: BaseException | None) -> bool:
+    """MemoryError, or an allocator's RuntimeError (torch.OutOfMemoryError on CUDA, "can't
+    allocate memory" on the CPU)."""
+    text = str(exc).lower()
+    return isinstance(exc, MemoryError) or (isinstance(exc, RuntimeError) and (
+        "out of memory" in text or "can't allocate" in text))
+
+
+def _out_of_memory(args, detail: str = "") -> str:
+    """What was asked for (the options that size the work) and what to lower."""
+    asked = [f"--{name.replace('_', '-')} "
+             f"{','.join(map(str, value)) if isinstance(value, tuple) else value}" for name in (
+        "batch_size", "images", "calib_images", "latency_batch", "input_shape")
+        if (value := getattr(args, name, None)) is not None]
+    return (f"out of memory{f' ({detail})' if detail else ''} with "
+            f"{', '.join(asked) or 'the default sizes'}; lower "
+            f"{', '.join(a.split()[0] for a in asked) or '--batch-size or --images'}.")
 
 
 def _user_frame(exc: BaseException) -> str | None:

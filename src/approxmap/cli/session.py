@@ -42,8 +42,8 @@ def load(args, data: bool = True) -> Loaded:
     """The model (its logits picked by --output-key), the data, and the output check.
 
     The engine and device are checked first (before a model or data is loaded), and the
-    warnings of loading (e.g. more --images asked for than the data holds) are shown once
-    everything loaded, so a refused command prints one line.
+    warnings of loading (e.g. more --images asked for than the data holds) are held until
+    the command succeeds, so a refused command prints its one line only.
 
     Raises:
         InvalidParameterError / CheckpointError / DataError / ModelError: one line each.
@@ -52,11 +52,12 @@ def load(args, data: bool = True) -> Loaded:
         args.engine_object = create_engine(args.engine, device=args.device)
     what = args.model if not data else f"{args.model} and its data"
     say(args, f"loading {what} ...")
+    from approxmap.cli import _Interrupted
+
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("default")
         loaded = _load(args, data)
-    for item in caught:
-        warnings.showwarning(item.message, item.category, item.filename, item.lineno)
+    _Interrupted.held += [str(item.message) for item in caught]
     return loaded
 
 

@@ -83,10 +83,12 @@ class RunFolder:
         self.identity = dict(identity) if identity is not None else None
         self._store: Store | None = None
         self._written = 0
-        try:
+        try:  # a damaged store or result file is refused now, before any work
             if self.identity is not None:
                 self._check_identity()
-            self.results()  # a damaged result file is refused now, before any work
+            else:
+                self.stored_identity()
+            self.results()
         except BaseException:
             self.close()  # a refused folder is left as it was (no -wal/-shm files)
             raise

@@ -38,7 +38,7 @@ def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         text = " ".join(str(exc).split())
-        found = re.search(r"Unsupported global: GLOBAL (\S+)", text)
+        found = re.search(r"GLOBAL ([\w.]+)", text)  # a class or function it would import
         if found is None:
             raise CheckpointError(f"Cannot read weights file {path}: corrupt pickled data "
                                   f"({_detail(text)}).") from None

@@ -134,6 +134,10 @@ def load_npz(path: str) -> EvalData:
     except (OSError, EOFError, zipfile.BadZipFile, zlib.error, KeyError) as exc:
         raise DataError(f"Cannot read {file} as .npz: the archive is truncated or corrupt "
                         f"({_first_line(exc)}).") from None
+    for name, array in (("x", x), ("y", y)):
+        if array is not None and not isinstance(array, np.ndarray):
+            raise DataError(f"'{name}' in {file} is not a numpy array (a member that is not "
+                            ".npy data).")
     if x.dtype.kind not in "fiu" or x.ndim < 2:
         raise DataError(f"'x' in {file} must be a numeric array (N, ...); got {x.dtype} {x.shape}.")
     if len(x) == 0:
