@@ -197,14 +197,17 @@ def _user_frame(exc: BaseException) -> str | None:
     """'file.py:LINE' of the innermost frame of the user's own code in the exception's
     traceback (code outside approxmap, the standard library and installed packages, or
     the module named by a `pkg.module:factory` spec), or None."""
+    import site
     import sysconfig
     import traceback
     from pathlib import Path
 
     import approxmap
 
-    system = {Path(p).resolve() for key in ("stdlib", "platstdlib", "purelib", "platlib")
-              if (p := sysconfig.get_paths().get(key))}
+    places = [sysconfig.get_paths().get(key) for key in ("stdlib", "platstdlib", "purelib",
+                                                          "platlib")]
+    places += [*site.getsitepackages(), site.getusersitepackages()]
+    system = {Path(p).resolve() for p in places if p}
     system.add(Path(approxmap.__file__).resolve().parent)
     user = set()
     location = _Interrupted.model.rpartition(":")[0]
