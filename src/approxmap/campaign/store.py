@@ -16,6 +16,7 @@ written to them.
 from __future__ import annotations
 
 import json
+import random
 import sqlite3
 import time
 from collections.abc import Iterable, Mapping
@@ -89,7 +90,7 @@ class Store:
             if existed:
                 _check_ours(db, self.path)
                 _check_contents(db, self.path)
-            db.execute("PRAGMA journal_mode=WAL")
+            _enable_wal(db)
             db.execute("PRAGMA synchronous=NORMAL")
             _create_schema(db)
         except sqlite3.DatabaseError as exc:
@@ -221,6 +222,23 @@ class Store:
         self._pending_meta.clear()
 
 
+def _when_unlocked(action, timeout: float = 30.0):
+    """`action()`, retried while SQLite answers "database is locked" without waiting (it
+    does so when another process switches the same new file to WAL at the same moment)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return action()
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.005 + random.random() * 0.02)
+
+
+def _enable_wal(db: sqlite3.Connection) -> None:
+    _when_unlocked(lambda: db.execute("PRAGMA journal_mode=WAL"))
+
+
 def _create_schema(db: sqlite3.Connection) -> None:
     """Create missing tables and stamp the version, atomically (a v1 file gains `meta`)."""
     db.execute("BEGIN IMMEDIATE")
@@ -240,14 +258,18 @@ def _create_schema(db: sqlite3.Connection) -> None:
 
 def _check_ours(db: sqlite3.Connection, path: Path) -> None:
     """Refuse a file that is not an approxmap store (before anything is written to it)."""
-    try:  # one read transaction: another process may be creating the schema right now
-        db.execute("BEGIN")
+    def read() -> tuple[int, int, set[str]]:
+        db.execute("BEGIN")  # one read transaction: another process may be making the schema
         try:
-            app = db.execute("PRAGMA application_id").fetchone()[0]
-            version = db.execute("PRAGMA user_version").fetchone()[0]
-            tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            return (db.execute("PRAGMA application_id").fetchone()[0],
+                    db.execute("PRAGMA user_version").fetchone()[0],
+                    {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")})
         finally:
-            db.execute("COMMIT")
+            if db.in_transaction:
+                db.execute("COMMIT")
+
+    try:
+        app, version, tables = _when_unlocked(read)
     except sqlite3.DatabaseError as exc:
         db.close()
         raise StoreError(f"{path} is not an SQLite results store ({exc}).") from None
