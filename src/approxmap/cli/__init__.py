@@ -95,7 +95,8 @@ def main(argv: list[str] | None = None) -> int:
 
     Called without `argv` (the console script, `python -m approxmap`), a real Ctrl-C ends
     the process with exit code 130 once the command has unwound (a KeyboardInterrupt that
-    reached code run by `exec` would otherwise make Python end through SIGINT instead).
+    reached code run by `exec` would otherwise make Python end through SIGINT instead), and
+    one after the command ended is ignored.
     """
     previous = signal.signal(signal.SIGINT, _Interrupted.handler)
     _Interrupted.real = False
@@ -117,7 +118,9 @@ def main(argv: list[str] | None = None) -> int:
         raise
     finally:
         _Interrupted.loading = False
-        signal.signal(signal.SIGINT, previous)
+        # The process's own command line: a Ctrl-C after the command ended changes nothing
+        # (its exit code stands); called with argv, the caller's handler comes back.
+        signal.signal(signal.SIGINT, signal.SIG_IGN if argv is None else previous)
 
 
 def _model_label() -> str:
