@@ -12,9 +12,15 @@ The public API:
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
 
 from approxmap.core.version import __version__  # noqa: F401 (re-exported)
+
+# Not `from typing import TYPE_CHECKING`: importing typing is most of this module's import
+# time, which is the time before the command line can handle a Ctrl-C. Type checkers treat
+# a constant of this name as True.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 _LAZY = {
     "ApproxmapError": "approxmap.core.exceptions",

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import hashlib
+import warnings
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -79,6 +80,7 @@ class Campaign:
         self.scenarios: dict[str, Scenario] = {}
         self._stored_scenarios: set[str] = set()
         self._calibration: Calibration | None = None
+        self._warned: set[str] = set()
         self.add_scenarios(scenarios)
 
     def add_scenarios(self, scenarios: Iterable[Scenario]) -> None:
@@ -98,6 +100,11 @@ class Campaign:
             sites = [site for s in self.scenarios.values() for site in s.sites]
             self._calibration = self.run_settings.engine.calibrate(
                 self.model, self.data, self.batch_size, sites, self.stats_data)
+            counts = self._calibration.counts
+            if counts.nonfinite:
+                warnings.warn(f"the clean model gives NaN or Inf outputs for {counts.nonfinite} "
+                              f"of {counts.n} samples (counted as wrong); check its weights.",
+                              stacklevel=2)
         return self._calibration
 
     def clean_accuracy(self) -> float:
@@ -129,12 +136,39 @@ class Campaign:
         return min(self.max_trials, have + self.trials)
 
     def run(self, keys: Iterable[str] | None = None) -> None:
-        """Run every pending trial (of the given scenario keys); resumable at any point."""
+        """Run every pending trial (of the given scenario keys); resumable at any point.
+
+        Raises:
+            InvalidParameterError: an error model cannot be resolved at its site (e.g. a
+                relative magnitude that overflows there); checked for every scenario before
+                the first trial, so nothing is stored.
+        """
         keys = list(keys) if keys is not None else list(self.scenarios)
         settings = self.run_settings
-        while plans := self.pending(keys):
+        plans = self.pending(keys)
+        if plans:
+            self._check_errors({p.scenario.key for p in plans})
+        while plans:
             settings.engine.run(self.model, self.data, self.batch_size, plans, self.calibration,
                                 self._store_records, progress=settings.progress, desc=self.name)
+            plans = self.pending(keys)
+
+    def _check_errors(self, keys: Iterable[str]) -> None:
+        """Resolve each scenario's error models at their sites' statistics (the trials do it
+        again); warn once per site whose clean values hold NaN or Inf (they are left out of
+        its statistics, and trials count the non-finite outputs they cause)."""
+        stats = self.calibration.site_stats
+        for key in sorted(keys):
+            for site, error in self.scenarios[key].injections:
+                site_stats = stats.get(site.key)
+                if site_stats is None:
+                    continue
+                error.resolve(site_stats)
+                if site_stats.nonfinite and site.key not in self._warned:
+                    self._warned.add(site.key)
+                    warnings.warn(f"the clean values at {site.key} hold {site_stats.nonfinite} "
+                                  "NaN or Inf; they are left out of its statistics, and trials "
+                                  "count the non-finite outputs as DUE.", stacklevel=2)
 
     def _store_records(self, records: list[TrialRecord]) -> None:
         """Commit finished trials (and the specs of their scenarios, the first time)."""
@@ -179,11 +213,13 @@ def summarize(key: str, rows: Sequence[TrialRecord]) -> Summary:
     nonfinite = sum(r.due for r in rows)
     finite_n = total - nonfinite
     count = max(len(rows), 1)
+    labeled = all(r.labeled for r in rows)  # label-free data has no loss (NaN, as the clean one)
     return Summary(
         scenario=key, trials=len(rows), accuracy=mean, ci_low=low, ci_high=high,
         wilson_low=w_low, wilson_high=w_high, top5=sum(r.top5 for r in rows) / count,
         agreement=sum(r.agreement for r in rows) / count, nonfinite=nonfinite,
-        loss=sum(r.counts.loss_sum for r in rows) / finite_n if finite_n else float("nan"),
+        loss=sum(r.counts.loss_sum for r in rows) / finite_n if finite_n and labeled else
+        float("nan"),
         samples=total, sdc=sum(r.sdc for r in rows), masked=sum(r.masked for r in rows))
 
 

@@ -16,13 +16,14 @@ written to them.
 from __future__ import annotations
 
 import json
+import random
 import sqlite3
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from approxmap.core.exceptions import StoreError
+from approxmap.core.exceptions import InvalidParameterError, StoreError
 from approxmap.core.records import COUNT_FIELDS, RECORD_COLUMNS, Counts, TrialRecord
 
 APPLICATION_ID = 0x414D4150  # "AMAP"
@@ -53,8 +54,14 @@ _V1_TABLES = {"campaigns", "scenarios", "trials"}
 class Store:
     """Trial records of one or more campaigns; finished records are never changed.
 
+    An existing file is checked when opened, before anything is written to it: another
+    application's SQLite file, a truncated or corrupt file, a campaign setup that is not a
+    JSON object, or a trials row of the wrong types or impossible counts (n = 0, text where
+    a count belongs) are refused.
+
     Raises:
-        StoreError: the file is not an approxmap store, is corrupt, or cannot be written.
+        StoreError (one line, naming the file): the file is not an approxmap store, is
+            damaged, was claimed by another process for another setup, or cannot be written.
     """
 
     def __init__(self, path: str | Path | None = None) -> None:
@@ -62,6 +69,7 @@ class Store:
         self._db: sqlite3.Connection | None = None
         self._pending: dict[str, dict[str, Any]] = {}  # campaign -> setup, written with data
         self._pending_meta: dict[str, str] = {}
+        self.trials_written = 0  # by this object (e.g. to say whether an interrupted run resumes)
         if self.path is None:
             self._db = sqlite3.connect(":memory:", isolation_level=None)
             _create_schema(self._db)
@@ -74,17 +82,23 @@ class Store:
         if self._db is not None:
             return self._db
         existed = self.path.exists()
+        db = None
         try:
             if not existed:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
             db = sqlite3.connect(str(self.path), timeout=30, isolation_level=None)
             if existed:
                 _check_ours(db, self.path)
-            db.execute("PRAGMA journal_mode=WAL")
+                _check_contents(db, self.path)
+            _enable_wal(db)
             db.execute("PRAGMA synchronous=NORMAL")
             _create_schema(db)
         except sqlite3.DatabaseError as exc:
+            _close(db)
             raise StoreError(f"Cannot use results store {self.path}: {exc}") from None
+        except StoreError:
+            _close(db)
+            raise
         except OSError as exc:
             raise StoreError(f"Cannot create results store {self.path}: {exc.strerror or exc}") from None
         self._db = db
@@ -106,9 +120,10 @@ class Store:
         """A stored metadata value (JSON-decoded), or None."""
         if self._db is None:
             return None
-        row = self._query("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-        if row is None:
+        rows = self._query("SELECT value FROM meta WHERE key = ?", (key,))
+        if not rows:
             return None
+        row = rows[0]
         try:
             return json.loads(row[0])
         except ValueError:
@@ -157,21 +172,18 @@ class Store:
         rows = [(campaign, *r.row()) for r in records]
         marks = ", ".join("?" * (len(RECORD_COLUMNS) + 1))
         self._write(f"INSERT OR IGNORE INTO trials VALUES ({marks})", rows, campaign)
+        self.trials_written += len(rows)
 
     def trials(self, campaign: str) -> dict[tuple[str, int], TrialRecord]:
         if self._db is None:
             return {}
         cols = ", ".join(RECORD_COLUMNS)
-        cursor = self._query(f"SELECT {cols} FROM trials WHERE campaign = ?", (campaign,))
-        records = {}
-        for row in cursor:
-            record = TrialRecord.from_row(row)
-            records[(record.scenario, record.trial)] = record
-        return records
+        rows = self._query(f"SELECT {cols} FROM trials WHERE campaign = ?", (campaign,))
+        return _records(rows, self.path, campaign)
 
-    def _query(self, sql: str, params: tuple) -> sqlite3.Cursor:
+    def _query(self, sql: str, params: tuple) -> list[tuple]:
         try:
-            return self._db.execute(sql, params)
+            return self._db.execute(sql, params).fetchall()
         except sqlite3.Error as exc:
             raise StoreError(f"Results store {self.path} is unreadable or corrupt: {exc}") from None
 
@@ -184,6 +196,12 @@ class Store:
             try:
                 for key, value in self._pending_meta.items():
                     db.execute("INSERT OR IGNORE INTO meta VALUES (?, ?)", (key, value))
+                    stored = db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+                    if stored[0] != value and _decoded(stored[0]) != json.loads(value):
+                        raise StoreError(  # another process claimed the new folder first
+                            f"{self.path} holds results of another setup (its {key} was just "
+                            "written by another process). Results are never mixed: use "
+                            "another output folder.")
                 setup = self._pending.get(campaign)
                 if setup is not None:
                     text = json.dumps(setup, sort_keys=True)
@@ -202,6 +220,23 @@ class Store:
         except sqlite3.Error as exc:
             raise StoreError(f"Cannot write results store {self.path}: {exc}") from None
         self._pending_meta.clear()
+
+
+def _when_unlocked(action, timeout: float = 30.0):
+    """`action()`, retried while SQLite answers "database is locked" without waiting (it
+    does so when another process switches the same new file to WAL at the same moment)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return action()
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.005 + random.random() * 0.02)
+
+
+def _enable_wal(db: sqlite3.Connection) -> None:
+    _when_unlocked(lambda: db.execute("PRAGMA journal_mode=WAL"))
 
 
 def _create_schema(db: sqlite3.Connection) -> None:
@@ -223,10 +258,18 @@ def _create_schema(db: sqlite3.Connection) -> None:
 
 def _check_ours(db: sqlite3.Connection, path: Path) -> None:
     """Refuse a file that is not an approxmap store (before anything is written to it)."""
+    def read() -> tuple[int, int, set[str]]:
+        db.execute("BEGIN")  # one read transaction: another process may be making the schema
+        try:
+            return (db.execute("PRAGMA application_id").fetchone()[0],
+                    db.execute("PRAGMA user_version").fetchone()[0],
+                    {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")})
+        finally:
+            if db.in_transaction:
+                db.execute("COMMIT")
+
     try:
-        app = db.execute("PRAGMA application_id").fetchone()[0]
-        version = db.execute("PRAGMA user_version").fetchone()[0]
-        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        app, version, tables = _when_unlocked(read)
     except sqlite3.DatabaseError as exc:
         db.close()
         raise StoreError(f"{path} is not an SQLite results store ({exc}).") from None
@@ -245,6 +288,64 @@ def _check_ours(db: sqlite3.Connection, path: Path) -> None:
         if columns != ["campaign", *RECORD_COLUMNS]:
             db.close()
             raise StoreError(f"{path} has an unknown trials table; refusing to use it.")
+
+
+def _close(db: sqlite3.Connection | None) -> None:
+    if db is not None:
+        db.close()
+
+
+def _decoded(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
+
+
+def _records(rows: Iterable[tuple], path: Path | None, campaign: str
+             ) -> dict[tuple[str, int], TrialRecord]:
+    """Stored rows as records; a damaged row is a StoreError naming the file."""
+    records = {}
+    for row in rows:
+        try:
+            record = TrialRecord.from_row(row)
+        except InvalidParameterError as exc:
+            raise StoreError(f"Results store {path} is damaged: {exc} (campaign {campaign!r}); "
+                             "use another output folder.") from None
+        records[(record.scenario, record.trial)] = record
+    return records
+
+
+def _bad_row_condition() -> str:
+    """SQL that is true for a trials row `TrialRecord.from_row` would refuse."""
+    whole = "typeof({0}) != 'integer' OR {0} < 0"
+    checks = ["typeof(scenario) != 'text'", whole.format("trial"), whole.format("seed"),
+              "typeof(n) != 'integer' OR n < 1", "labeled NOT IN (0, 1)",
+              "typeof(seconds) NOT IN ('real', 'integer')"]
+    for name in COUNT_FIELDS:
+        kind = type(getattr(Counts(), name))
+        if kind is int and name != "n":
+            checks.append(whole.format(name) + f" OR {name} > n")
+        elif kind is float:
+            checks.append(f"typeof({name}) NOT IN ('real', 'integer')")
+    return " OR ".join(f"({c})" for c in checks)
+
+
+def _check_contents(db: sqlite3.Connection, path: Path) -> None:
+    """Refuse a damaged store when it is opened (before any work): a campaign setup that
+    is not a JSON object, or a trials row of the wrong types or impossible counts (a hand
+    edit, a foreign tool). Reads only."""
+    tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    if not {"campaigns", "trials"} <= tables:
+        return
+    for name, text in db.execute("SELECT name, setup FROM campaigns"):
+        _decode_setup(text, name, path)
+    cols = ", ".join(["campaign", *RECORD_COLUMNS])
+    bad = db.execute(f"SELECT {cols} FROM trials WHERE {_bad_row_condition()} LIMIT 1").fetchone()
+    if bad is not None:
+        _records([bad[1:]], path, bad[0])  # raises, naming what is wrong
+        raise StoreError(f"Results store {path} is damaged: a trials row of campaign "
+                         f"{bad[0]!r} holds impossible values; use another output folder.")
 
 
 def _decode_setup(text: str, name: str, path: Path | None) -> dict[str, Any]:

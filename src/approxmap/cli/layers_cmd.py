@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 
 import torch
@@ -21,8 +22,9 @@ MAX_INPUT_ELEMENTS = 2**26  # one sample of at most 64 M values (256 MiB in floa
 def add_parser(sub) -> None:
     p = sub.add_parser("layers", help=HELP, description=HELP.capitalize() + ".")
     add_model_args(p)
-    p.add_argument("--input-shape", metavar="C,H,W",
-                   help="one sample's shape, for a user model without --data")
+    p.add_argument("--input-shape", metavar="C,H,W", type=_shape_arg,
+                   help="one sample's shape, for a user model without --data (at most "
+                        f"{MAX_INPUT_ELEMENTS:,} values)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(run=run)
 
@@ -44,11 +46,18 @@ def input_shape(text: str) -> tuple[int, ...]:
     return shape
 
 
+def _shape_arg(text: str) -> tuple[int, ...]:
+    try:
+        return input_shape(text)
+    except InvalidParameterError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def run(args) -> int:
     loaded = load(args, data=False)
     model, info = loaded.model, loaded.info
-    if args.input_shape:
-        sample = torch.zeros((1, *input_shape(args.input_shape)))
+    if args.input_shape is not None:
+        sample = torch.zeros((1, *args.input_shape))
     elif args.data is None and info is not None:
         sample = torch.zeros((1, *info.input_shape))
     elif args.data is not None:

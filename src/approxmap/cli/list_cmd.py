@@ -15,7 +15,25 @@ def add_parser(sub) -> None:
     p.set_defaults(run=run)
 
 
+def _names(what: str, pattern: str) -> list[str]:
+    from approxmap.analysis.significance import list_criteria
+    from approxmap.core.errors import list_error_models
+    from approxmap.core.targets import list_targets
+    from approxmap.engine.base import list_engines
+    from approxmap.zoo import list_datasets, list_models
+
+    return {"models": list_models, "datasets": list_datasets, "errors": list_error_models,
+            "targets": list_targets, "engines": list_engines, "criteria": list_criteria}[what](
+        pattern)
+
+
 def run(args) -> int:
+    """Print the entries; a pattern that matches none is an error (not an empty success)."""
+    from approxmap.core.exceptions import InvalidParameterError
+
+    if not _names(args.what, args.pattern):
+        raise InvalidParameterError(f"No {args.what} match {args.pattern!r}; `approxmap list "
+                                    f"{args.what}` shows them all.")
     {"models": _models, "datasets": _datasets, "errors": _errors, "targets": _targets,
      "engines": _engines, "criteria": _criteria}[args.what](args.pattern)
     return 0

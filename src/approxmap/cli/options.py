@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 
 MAX_TRIALS = 100_000
 MAX_SWEEP = 1_000
@@ -65,6 +66,26 @@ def text(what: str):
     return parse
 
 
+def device_name(value: str) -> str:
+    """--device: cpu, cuda, cuda:N or auto (whether CUDA is there is checked when the engine
+    is made, before any model or data is loaded)."""
+    from approxmap.engine.base import DEVICES
+
+    if not re.fullmatch(r"cpu|cuda|cuda:\d+|auto", value):
+        raise argparse.ArgumentTypeError(f"expected one of {', '.join(DEVICES)}, got {value!r}")
+    return value
+
+
+def engine_name(value: str) -> str:
+    """--engine: a registered engine."""
+    from approxmap.engine import list_engines
+
+    if value not in list_engines():
+        raise argparse.ArgumentTypeError(f"unknown engine {value!r}; known: "
+                                         f"{', '.join(list_engines())}")
+    return value
+
+
 def number_list(value: str) -> list[float]:
     """'0,0.1,0.5', 'START:STOP:N' (N evenly spaced values, both ends) or 'A:B' (the integers
     from A to B), at most MAX_SWEEP values."""
@@ -107,7 +128,7 @@ def add_model_args(parser: argparse.ArgumentParser, data: bool = True) -> None:
     parser.add_argument("--weights", metavar="FILE", type=text("--weights"),
                         help="state_dict for the model (.safetensors, or a torch file loaded "
                              "with weights_only=True)")
-    parser.add_argument("--output-key", metavar="KEY",
+    parser.add_argument("--output-key", metavar="KEY", type=text("--output-key"),
                         help="for a model returning a tuple or dict: the index or key of its "
                              "logits (e.g. 0 or logits)")
     if data:
@@ -126,9 +147,9 @@ def add_run_args(parser: argparse.ArgumentParser, trials: int | None = 10) -> No
                             help=f"seeded trials per point (default {trials}, at most {MAX_TRIALS})")
     parser.add_argument("--batch-size", type=batch_int, default=250)
     parser.add_argument("--seed", type=seed_int, default=0, help="campaign seed (default 0)")
-    parser.add_argument("--engine", default="local", type=text("--engine"),
+    parser.add_argument("--engine", default="local", type=engine_name,
                         help="where trials run: local (default)")
-    parser.add_argument("--device", default="cpu", type=text("--device"),
+    parser.add_argument("--device", default="cpu", type=device_name,
                         help="cpu (default), cuda, cuda:N or auto")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
@@ -143,6 +164,6 @@ def add_out_arg(parser: argparse.ArgumentParser, command: str) -> None:
                         help=f"run folder (default runs/{command}-MODEL-DATA)")
 
 
-__all__ = ["MAX_SWEEP", "MAX_TRIALS", "add_calib_args", "int_in", "add_model_args", "add_out_arg",
+__all__ = ["MAX_SWEEP", "MAX_TRIALS", "add_calib_args", "device_name", "engine_name", "int_in", "add_model_args", "add_out_arg",
            "add_run_args", "batch_int", "images_int", "name_list", "number_list",
            "positive_int", "real", "seed_int", "text", "trials_int"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import sys
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,9 +41,27 @@ def output_key(text: str | None) -> int | str | None:
 def load(args, data: bool = True) -> Loaded:
     """The model (its logits picked by --output-key), the data, and the output check.
 
+    The engine and device are checked first (before a model or data is loaded), and the
+    warnings of loading (e.g. more --images asked for than the data holds) are held until
+    the command succeeds, so a refused command prints its one line only.
+
     Raises:
         InvalidParameterError / CheckpointError / DataError / ModelError: one line each.
     """
+    if hasattr(args, "engine"):
+        args.engine_object = create_engine(args.engine, device=args.device)
+    what = args.model if not data else f"{args.model} and its data"
+    say(args, f"loading {what} ...")
+    from approxmap.cli import _Interrupted
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")
+        loaded = _load(args, data)
+    _Interrupted.held += [str(item.message) for item in caught]
+    return loaded
+
+
+def _load(args, data: bool) -> Loaded:
     model, info = load_model(args.model, args.weights)
     key = output_key(getattr(args, "output_key", None))
     if key is not None:
@@ -82,7 +101,7 @@ def open_folder(args, loaded: Loaded, command: str) -> RunFolder:
     out = args.out or f"runs/{command}-{slug(args.model)}-{slug(loaded.data_name)}"
     folder = RunFolder(out, identity_of(loaded.model, loaded.data, args.model, loaded.data_name))
     keep_config(args, folder, data=loaded.data_name)
-    _Interrupted.resumable = True
+    _Interrupted.folder = folder  # an interrupt says how many trials it keeps
     return folder
 
 
@@ -98,7 +117,7 @@ def keep_config(args, folder: RunFolder, data: str | None = None) -> None:
 
 def make_run(args, folder: RunFolder, **settings: Any) -> Run:
     """The Run of a command: engine and device, batch size, seed, trials, progress."""
-    engine = create_engine(args.engine, device=args.device)
+    engine = getattr(args, "engine_object", None) or create_engine(args.engine, device=args.device)
     trials = getattr(args, "trials", None)
     if trials is not None:
         settings.setdefault("trials", trials)

@@ -32,13 +32,17 @@ class EvalData:
     (`EvalData.from_batches(loader)`), e.g. a DataLoader. Labels may be None (label-free).
 
     Raises:
-        DataError: x has no batch dimension, y does not match it, or x holds NaN or Inf.
+        DataError: x has no batch dimension or no samples, y does not match it, or x holds
+            NaN or Inf (every loader of the command line builds its data here, so the check
+            is made for every data spec).
     """
 
     def __init__(self, x: torch.Tensor, y: torch.Tensor | None = None, name: str = "tensors",
                  selection: str = "") -> None:
         if not isinstance(x, torch.Tensor) or x.dim() < 2:
             raise DataError(f"Inputs must be a tensor with a batch dimension; got {_shape(x)}.")
+        if len(x) == 0:
+            raise DataError(f"Data {name!r} holds no samples (inputs of shape {_shape(x)}).")
         if y is not None and (not isinstance(y, torch.Tensor) or y.dim() != 1 or len(y) != len(x)):
             raise DataError(f"Labels must be a 1-d tensor of length {len(x)}; got {_shape(y)}.")
         if x.is_floating_point():

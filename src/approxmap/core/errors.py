@@ -35,6 +35,9 @@ from approxmap.core.stats import SiteStats
 PROVIDERS = ("approxmap.multipliers.target", "approxmap.faults.models")
 _REGISTRY: Registry[type[ErrorModel]] = Registry("error model", PROVIDERS)
 SCALES = ("abs", "rel")
+# The largest magnitude an additive or stuck-at error may take, relative or resolved: beyond
+# float32's range a value is Inf in the tensors it is applied to.
+MAX_MAGNITUDE = float(torch.finfo(torch.float32).max)
 
 
 def register_error_model(name: str):
@@ -85,7 +88,12 @@ def _check_real(owner: str, name: str, value: Any, low=-math.inf, high=math.inf)
             f"The {name!r} parameter of {owner} must be a finite number. Got {value!r} instead."
         )
     if not low <= value <= high:
-        rng = f"[{low:g}, {high:g}]" if math.isfinite(high) else f">= {low:g}"
+        if abs(value) > MAX_MAGNITUDE and MAX_MAGNITUDE in (high, -low):
+            rng = f"within float32's range (magnitude at most {MAX_MAGNITUDE:.4g})"
+        elif math.isfinite(high) and high != MAX_MAGNITUDE:
+            rng = f"[{low:g}, {high:g}]"
+        else:
+            rng = f">= {low:g}"
         raise InvalidParameterError(
             f"The {name!r} parameter of {owner} must be {rng}. Got {value!r} instead."
         )
@@ -154,8 +162,9 @@ class _Additive(ErrorModel):
 
     def __post_init__(self) -> None:
         name = type(self).__name__
-        object.__setattr__(self, "std", _check_real(name, "std", self.std, 0.0))
-        object.__setattr__(self, "mean", _check_real(name, "mean", self.mean))
+        object.__setattr__(self, "std", _check_real(name, "std", self.std, 0.0, MAX_MAGNITUDE))
+        object.__setattr__(self, "mean", _check_real(name, "mean", self.mean, -MAX_MAGNITUDE,
+                                                     MAX_MAGNITUDE))
         object.__setattr__(self, "rate", _check_real(name, "rate", self.rate, 0.0, 1.0))
         if self.scale not in SCALES:
             raise InvalidParameterError(
@@ -190,12 +199,18 @@ class _Additive(ErrorModel):
 
 
 def _scaled(model: ErrorModel, name: str, ref: float) -> float:
-    """A relative magnitude times the site's reference value, refused when not finite."""
+    """A relative magnitude times the site's reference value.
+
+    Raises:
+        InvalidParameterError: the product is not finite or beyond float32's range
+            (MAX_MAGNITUDE), i.e. it would only write Inf into the tensors.
+    """
     value = getattr(model, name) * ref
-    if not math.isfinite(value):
+    if not math.isfinite(value) or abs(value) > MAX_MAGNITUDE:
         raise InvalidParameterError(
-            f"The {name!r} of {model.label()} times the site's clean std ({ref:g}) is not a "
-            "finite number; use a smaller relative magnitude.")
+            f"The {name!r} of {model.label()} times the site's clean std ({ref:g}) is "
+            f"{value:g}, beyond float32's range ({MAX_MAGNITUDE:.3g}); use a smaller relative "
+            "magnitude.")
     return value
 
 
@@ -240,7 +255,8 @@ class StuckAt(ErrorModel):
     scale: str = "abs"
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "value", _check_real("StuckAt", "value", self.value))
+        object.__setattr__(self, "value", _check_real("StuckAt", "value", self.value,
+                                                      -MAX_MAGNITUDE, MAX_MAGNITUDE))
         object.__setattr__(self, "rate", _check_real("StuckAt", "rate", self.rate, 0.0, 1.0))
         if self.scale not in SCALES:
             raise InvalidParameterError(

@@ -12,10 +12,13 @@ output is NaN or Inf (counted as wrong, never a crash). masked + SDC + DUE = n.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field, fields
 
 import torch
 import torch.nn.functional as F
+
+from approxmap.core.exceptions import InvalidParameterError
 
 
 @dataclass
@@ -59,6 +62,23 @@ class Counts:
 
 
 COUNT_FIELDS = [f.name for f in fields(Counts)]
+_DEFAULTS = Counts()
+
+
+def _whole(name: str, value, low: int, high: int | None = None) -> int:
+    """A stored integer column, checked (SQLite keeps whatever a hand edit put there)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidParameterError(f"a trial row has {name} = {value!r}, not an integer")
+    if value < low or (high is not None and value > high):
+        bound = f"in [{low}, {high}]" if high is not None else f">= {low}"
+        raise InvalidParameterError(f"a trial row has {name} = {value}, not {bound}")
+    return value
+
+
+def _real(name: str, value) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise InvalidParameterError(f"a trial row has {name} = {value!r}, not a finite number")
+    return float(value)
 
 
 @dataclass(frozen=True)
@@ -121,10 +141,34 @@ class TrialRecord:
 
     @classmethod
     def from_row(cls, row: tuple) -> TrialRecord:
+        """The record of a flat row in `RECORD_COLUMNS` order (as stored).
+
+        Raises:
+            InvalidParameterError: a damaged row: a value of the wrong type (text where a
+                count belongs), a count below zero or above n, n = 0 (nothing measured), a
+                non-finite loss or time; the message names the column.
+        """
+        if len(row) != len(RECORD_COLUMNS):
+            raise InvalidParameterError(f"a trial row has {len(row)} values, not "
+                                        f"{len(RECORD_COLUMNS)}")
         scenario, trial, seed, *rest = row
         values = dict(zip(COUNT_FIELDS, rest[:-1], strict=True))
-        values["labeled"] = bool(values["labeled"])
-        return cls(scenario, int(trial), int(seed), Counts(**values), float(rest[-1]))
+        if not isinstance(scenario, str):
+            raise InvalidParameterError(f"a trial row has scenario {scenario!r}, not text")
+        _whole("trial", trial, 0)
+        _whole("seed", seed, 0)
+        n = _whole("n", values["n"], 1)
+        for name, value in values.items():
+            kind = type(getattr(_DEFAULTS, name))
+            if kind is bool:
+                if value not in (0, 1) or isinstance(value, float):
+                    raise InvalidParameterError(f"a trial row has labeled = {value!r}, not 0 or 1")
+                values[name] = bool(value)
+            elif kind is int and name != "n":
+                values[name] = _whole(name, value, 0, n)
+            elif kind is float:
+                values[name] = _real(name, value)
+        return cls(scenario, int(trial), int(seed), Counts(**values), _real("seconds", rest[-1]))
 
 
 RECORD_COLUMNS = ["scenario", "trial", "seed", *COUNT_FIELDS, "seconds"]

@@ -31,6 +31,7 @@ class SiteStats:
     of weights); `sample` (float32, at most SAMPLE_SIZE values) is a deterministic strided
     subsample for percentiles. `channel_dim` is the dimension the channels were taken
     along: 1 for activations (dim 0 is the batch), 0 for parameters (out-channel view).
+    NaN and Inf values are left out of all of them and counted in `nonfinite`.
     """
 
     count: int
@@ -48,6 +49,7 @@ class SiteStats:
     channel_zero_frac: torch.Tensor
     sample: torch.Tensor
     channel_dim: int = 1
+    nonfinite: int = 0
 
     def percentile(self, q: float) -> float:
         """The q-th percentile (0..100) of the sampled values (NaN when nothing was seen)."""
@@ -64,15 +66,21 @@ class SiteStats:
 
 
 class StatsAccumulator:
-    """Streams tensors of a site and returns their SiteStats (float64 accumulation)."""
+    """Streams tensors of a site and returns their SiteStats (float64 accumulation).
+
+    NaN and Inf values (e.g. a damaged weight) are left out of every moment, range and the
+    sample, and counted in `SiteStats.nonfinite`: a relative error model is then scaled by
+    the std of the finite values, and trials count the non-finite outputs (DUE) instead of
+    failing to resolve their error model.
+    """
 
     def __init__(self, channel_dim: int = 1) -> None:
         self.channel_dim = channel_dim
         self.n = 0
+        self.nonfinite = 0
         self.s = self.ss = 0.0
         self.lo, self.hi = math.inf, -math.inf
         self.channels: dict[str, torch.Tensor] | None = None
-        self.per_channel_n = 0
         self.samples: list[torch.Tensor] = []
         self.sampled = 0
 
@@ -81,33 +89,49 @@ class StatsAccumulator:
         if not t.numel():
             return
         d = t.double()
-        self.n += d.numel()
-        self.s += float(d.sum())
-        self.ss += float((d * d).sum())
-        self.lo = min(self.lo, float(d.min()))
-        self.hi = max(self.hi, float(d.max()))
-        self._add_channels(d)
-        self._add_sample(t)
+        finite = torch.isfinite(d)
+        mask = None if bool(finite.all()) else finite
+        if mask is not None:
+            self.nonfinite += int((~mask).sum())
+        values = d if mask is None else d[mask]
+        if values.numel():
+            self.n += values.numel()
+            self.s += float(values.sum())
+            self.ss += float((values * values).sum())
+            self.lo = min(self.lo, float(values.min()))
+            self.hi = max(self.hi, float(values.max()))
+        self._add_channels(d, mask)
+        self._add_sample(t if mask is None else t[mask.to(t.device)])
 
-    def _add_channels(self, d: torch.Tensor) -> None:
+    def _add_channels(self, d: torch.Tensor, mask: torch.Tensor | None) -> None:
         if d.dim() <= self.channel_dim:
             return
         moved = d.movedim(self.channel_dim, 0).reshape(d.shape[self.channel_dim], -1)
-        part = {"s": moved.sum(1), "ss": (moved * moved).sum(1), "abs": moved.abs().sum(1),
-                "zeros": (moved == 0).sum(1).double(), "lo": moved.min(1).values,
-                "hi": moved.max(1).values}
-        self.per_channel_n += moved.shape[1]
+        if mask is None:
+            count = torch.full((moved.shape[0],), float(moved.shape[1]), dtype=torch.float64)
+            lo_src = hi_src = moved
+        else:
+            keep = mask.movedim(self.channel_dim, 0).reshape(moved.shape)
+            count = keep.sum(1).double()
+            moved = torch.where(keep, moved, torch.zeros_like(moved))
+            lo_src = torch.where(keep, moved, torch.full_like(moved, math.inf))
+            hi_src = torch.where(keep, moved, torch.full_like(moved, -math.inf))
+        part = {"n": count.to(moved.device), "s": moved.sum(1), "ss": (moved * moved).sum(1),
+                "abs": moved.abs().sum(1), "zeros": (moved == 0).sum(1).double(),
+                "lo": lo_src.min(1).values, "hi": hi_src.max(1).values}
+        if mask is not None:  # the zeros put in place of NaN/Inf are not zeros of the site
+            part["zeros"] -= (moved.shape[1] - count).to(moved.device)
         if self.channels is None:
             self.channels = {k: v.cpu() for k, v in part.items()}
             return
-        for key in ("s", "ss", "abs", "zeros"):
+        for key in ("n", "s", "ss", "abs", "zeros"):
             self.channels[key] += part[key].cpu()
         self.channels["lo"] = torch.minimum(self.channels["lo"], part["lo"].cpu())
         self.channels["hi"] = torch.maximum(self.channels["hi"], part["hi"].cpu())
 
     def _add_sample(self, t: torch.Tensor) -> None:
         room = SAMPLE_SIZE - self.sampled
-        if room <= 0:
+        if room <= 0 or not t.numel():
             return
         flat = t.flatten()
         step = max(1, flat.numel() // _PER_ADD)
@@ -123,18 +147,21 @@ class StatsAccumulator:
         if self.channels is None:
             ch = dict.fromkeys(("mean", "std", "lo", "hi", "absmax", "abs", "zeros"), empty)
         else:
-            c, m = self.channels, max(self.per_channel_n, 1)
+            c = self.channels
+            m = c["n"].clamp_min(1)
+            seen = c["n"] > 0
             cmean = c["s"] / m
+            lo = torch.where(seen, c["lo"], torch.zeros_like(c["lo"]))
+            hi = torch.where(seen, c["hi"], torch.zeros_like(c["hi"]))
             ch = {"mean": cmean, "std": (c["ss"] / m - cmean * cmean).clamp_min(0).sqrt(),
-                  "lo": c["lo"], "hi": c["hi"],
-                  "absmax": torch.maximum(c["lo"].abs(), c["hi"].abs()),
+                  "lo": lo, "hi": hi, "absmax": torch.maximum(lo.abs(), hi.abs()),
                   "abs": c["abs"] / m, "zeros": c["zeros"] / m}
         lo = self.lo if self.n else 0.0
         hi = self.hi if self.n else 0.0
         sample = torch.cat(self.samples) if self.samples else torch.zeros(0)
         return SiteStats(self.n, mean, std, lo, hi, max(abs(lo), abs(hi)), ch["mean"], ch["std"],
                          ch["lo"], ch["hi"], ch["absmax"], ch["abs"], ch["zeros"], sample,
-                         self.channel_dim)
+                         self.channel_dim, self.nonfinite)
 
 
 __all__ = ["SAMPLE_SIZE", "SiteStats", "StatsAccumulator"]

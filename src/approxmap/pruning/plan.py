@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from approxmap.core.exceptions import DataError, InvalidParameterError
+from approxmap.core.files import read_text
 from approxmap.pruning.units import PruneUnit, find_unit
 
 ORDERS = ("smallest", "largest", "random")
@@ -127,12 +128,12 @@ def read_layer_ratios(path: str | Path) -> dict[str, float]:
     """A JSON file holding an object layer -> ratio, e.g. {"conv1": 0.5}.
 
     Raises:
-        DataError: the file is missing or not JSON.
+        DataError: the file is missing, not a regular file (a FIFO, a device) or not JSON.
         InvalidParameterError: not an object of ratios in [0, 1).
     """
     try:
-        data = json.loads(Path(path).read_text())
-    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        data = json.loads(read_text(path, "layer ratios file", DataError))
+    except ValueError as exc:
         raise DataError(f"Cannot read layer ratios {path}: {exc}") from None
     if not isinstance(data, dict) or not data:
         raise InvalidParameterError(f"{path} must hold a JSON object like {{\"conv1\": 0.5}}.")

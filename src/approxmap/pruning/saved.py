@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from approxmap.core.exceptions import ApproxmapError, CheckpointError, InvalidParameterError
+from approxmap.core.files import read_text
 from approxmap.pruning.physical import prune_model
 from approxmap.pruning.plan import PruningPlan
 from approxmap.zoo.checkpoints import load_weights_into
@@ -41,14 +42,18 @@ def save_pruned(model: nn.Module, plan: PruningPlan, stem: str | Path) -> tuple[
 
 
 def read_plan(path: str | Path) -> PruningPlan:
-    """The pruning plan stored in a JSON file; CheckpointError if unreadable."""
+    """The pruning plan stored in a JSON file; CheckpointError if unreadable (also a FIFO or
+    a device, refused before reading)."""
     try:
-        data = json.loads(Path(path).read_text())
-    except (OSError, ValueError) as exc:
+        data = json.loads(read_text(path, "pruning plan", CheckpointError))
+    except ValueError as exc:
         raise CheckpointError(f"Cannot read pruning plan {path}: {exc}") from None
     if not isinstance(data, dict) or data.get("format") != "approxmap-pruning-plan/1":
         raise CheckpointError(f"{path} is not an approxmap pruning plan.")
-    return PruningPlan.from_dict(data)
+    try:
+        return PruningPlan.from_dict(data)
+    except ApproxmapError as exc:
+        raise CheckpointError(f"Pruning plan {path} is damaged: {exc}") from None
 
 
 def base_model(spec: str) -> nn.Module:

@@ -72,8 +72,9 @@ class RunFolder:
     Raises:
         InvalidParameterError: an empty path, a path that is a file, or a folder that
             cannot be created or written.
-        StoreError: the folder holds results of another model, weights or data, or a
-            damaged or foreign results.sqlite.
+        StoreError: the folder holds results of another model, weights or data, a damaged
+            or foreign results.sqlite, or a damaged result file (`<kind>.json`); the file
+            is named, and nothing in the folder is changed.
     """
 
     def __init__(self, path: str | Path, identity: Mapping[str, Any] | None = None) -> None:
@@ -84,8 +85,16 @@ class RunFolder:
         self.identity = dict(identity) if identity is not None else None
         self._store: Store | None = None
         self._configs: dict[str, str] = {}
-        if self.identity is not None:
-            self._check_identity()
+        self._written = 0
+        try:  # a damaged store or result file is refused now, before any work
+            if self.identity is not None:
+                self._check_identity()
+            else:
+                self.stored_identity()
+            self.results()
+        except BaseException:
+            self.close()  # a refused folder is left as it was (no -wal/-shm files)
+            raise
 
     def __enter__(self) -> RunFolder:
         return self
@@ -113,8 +122,14 @@ class RunFolder:
         writes it beside the result as config-<command>.toml and config.toml."""
         self._configs[command] = text
 
+    @property
+    def trials_written(self) -> int:
+        """How many trials this object stored (also after `close`)."""
+        return self._written + (self._store.trials_written if self._store is not None else 0)
+
     def close(self) -> None:
         if self._store is not None:
+            self._written += self._store.trials_written
             self._store.close()
             self._store = None
 
@@ -248,7 +263,9 @@ def _check_writable(path: Path) -> None:
 
 
 def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
+    """Write through a temporary file of this process (two processes saving the same folder
+    never rename each other's half-written file)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         tmp.write_text(text, encoding="utf-8")
         tmp.replace(path)

@@ -379,6 +379,11 @@ def prune_rows(result: Mapping[str, Any]) -> list[list[str]]:
     return rows
 
 
+def _scientific(value) -> str:
+    """A number as 1.23e-04; an undefined one (stored as null: e.g. NaN outputs) says so."""
+    return "undefined (non-finite outputs)" if value is None else f"{value:.2e}"
+
+
 @register_renderer("prune")
 class PruneRenderer(Renderer):
     def section(self, result, folder):
@@ -387,7 +392,7 @@ class PruneRenderer(Renderer):
         note = (f"Latency: median of {lat['repeats']} runs after {lat['warmup']} warm-up runs, "
                 f"{lat['threads']} thread(s), batch {lat['batch']}. Masked accuracy zeroes the "
                 f"filters where the next layer reads them; max |logit difference| pruned vs "
-                f"masked: {data['after']['max_logit_difference_vs_masked']:.2e}.")
+                f"masked: {_scientific(data['after']['max_logit_difference_vs_masked'])}.")
         layers = [[k, v] for k, v in data["removed_filters"].items()]
         html = (table(["", "before", "after", "change"], prune_rows(data)) + f"<p>{escape(note)}</p>"
                 + "<details><summary>Filters removed per layer</summary>"

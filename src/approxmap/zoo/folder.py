@@ -22,6 +22,7 @@ from PIL import Image
 
 from approxmap.core.data import Batch, EvalData
 from approxmap.core.exceptions import DataError
+from approxmap.core.files import read_text, regular_file
 from approxmap.zoo.datasets import register_data_scheme
 
 RESIZE, CROP = 256, 224
@@ -91,10 +92,8 @@ def _images_in(directory: Path) -> list[Path]:
 def read_mapping(path: Path) -> dict[str, int]:
     """Class mapping file: `NAME` (label = line number) or `NAME LABEL` per non-empty line."""
     mapping: dict[str, int] = {}
-    try:
-        lines = [ln.split() for ln in path.read_text().splitlines() if ln.strip()]
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"Cannot read class mapping file {path}: {exc}") from None
+    text = read_text(path, "class mapping file", DataError)
+    lines = [ln.split() for ln in text.splitlines() if ln.strip()]
     for number, parts in enumerate(lines):
         if len(parts) > 2 or (len(parts) == 2 and not parts[1].lstrip("-").isdigit()):
             raise DataError(f"{path} line {number + 1}: expected 'NAME' or 'NAME LABEL', "
@@ -117,12 +116,16 @@ def _class_labels(classes: list[Path], mapping_file: Path | None) -> list[int]:
 def load_folder(spec: str) -> EvalData:
     """`folder:DIR[#MAPFILE]`: class subfolders of images (see the module docstring)."""
     path, _, mapfile = spec.partition("#")
+    if not path.strip():
+        raise DataError(f"--data folder:{spec} names no folder (e.g. folder:DIR).")
     directory = Path(path)
     if not directory.is_dir():
+        if directory.exists():
+            raise DataError(f"{directory} is not a folder (from --data folder:{spec}).")
         raise DataError(f"Image folder not found: {directory} (from --data folder:{spec}).")
     mapping_file = Path(mapfile) if mapfile else directory / "classes.txt"
-    if mapfile and not mapping_file.is_file():
-        raise DataError(f"Class mapping file not found: {mapping_file}.")
+    if mapfile:
+        regular_file(mapping_file, "class mapping file", DataError)
     classes = sorted(p for p in directory.iterdir() if p.is_dir() and not p.name.startswith("."))
     name = f"folder:{directory.name}"
     if not classes:

@@ -22,6 +22,7 @@ import torch
 
 from approxmap.core.data import EvalData
 from approxmap.core.exceptions import DataError
+from approxmap.core.files import regular_file
 from approxmap.zoo.datasets import register_data_scheme
 
 IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
@@ -29,8 +30,7 @@ SPLIT_PREFIXES = {"train": ("train",), "test": ("t10k", "test")}
 
 
 def _read_bytes(path: Path) -> bytes:
-    if not path.is_file():
-        raise DataError(f"IDX file not found: {path}")
+    regular_file(path, "IDX file", DataError)
     try:
         if path.suffix == ".gz":
             with gzip.open(path, "rb") as fh:
@@ -125,8 +125,12 @@ def load_idx_dir(spec: str) -> EvalData:
     split = split or "test"
     if split not in SPLIT_PREFIXES:
         raise DataError(f"Unknown split {split!r} in idx:{spec}; use #train or #test.")
+    if not path.strip():
+        raise DataError(f"--data idx:{spec} names no folder (e.g. idx:DIR#test).")
     directory = Path(path)
     if not directory.is_dir():
+        if directory.exists():
+            raise DataError(f"{directory} is not a folder (from --data idx:{spec}).")
         raise DataError(f"IDX directory not found: {directory} (from --data idx:{spec}).")
     images = _pick(_idx_files(directory, "images"), split, directory, "images")
     if images is None:

@@ -17,6 +17,7 @@ from approxmap.core.exceptions import (
     InvalidParameterError,
     ModelError,
 )
+from approxmap.core.files import regular_file
 from approxmap.core.registry import Registry
 from approxmap.zoo.checkpoints import load_weights_into
 from approxmap.zoo.packages import package_file
@@ -83,6 +84,15 @@ def load_model(spec: str, weights: str | Path | None = None) -> tuple[nn.Module,
     """Resolve a CLI model spec: a zoo name, `path/to/file.py:factory` or `pkg.module:factory`.
 
     Returns the model in eval mode and its zoo entry (None for a user model).
+
+    Raises:
+        InvalidParameterError: a malformed spec (`:`, `a.py:`, `pkg:1x`, `..:f`), a model
+            file that is missing, not a regular file or not .py, a module that cannot be
+            imported, no such callable, or a factory that returns no nn.Module.
+        UnknownNameError: no zoo model of that name.
+        ModelError: importing the user's module or calling its factory raised (also
+            SystemExit); a KeyboardInterrupt is left to the caller.
+        CheckpointError: the weights are unreadable or do not fit.
     """
     if ":" not in spec:
         info = _MODELS.get(spec)
@@ -111,11 +121,14 @@ def _import_factory(spec: str) -> Callable[[], nn.Module]:
             f"--model {spec!r} is not a model spec: give a zoo name, path/to/file.py:factory or "
             "package.module:factory.")
     if location.endswith(".py") or "/" in location:
-        path = Path(location)
-        if not path.is_file():
-            raise InvalidParameterError(f"Model file not found: {path} (from --model {spec!r}).")
+        path = regular_file(location, "model file")
+        if path.suffix != ".py":
+            raise InvalidParameterError(
+                f"Model file {path} is not a Python file (.py) (from --model {spec!r}).")
         module_name = f"approxmap_user_model_{abs(hash(str(path.resolve())))}"
         module_spec = importlib.util.spec_from_file_location(module_name, path)
+        if module_spec is None or module_spec.loader is None:
+            raise InvalidParameterError(f"Cannot load model file {path} as Python code.")
         module = importlib.util.module_from_spec(module_spec)
         sys.modules[module_name] = module
         try:
