@@ -138,7 +138,11 @@ _KEEP_ZERO_FUNCTIONS = {
     F.avg_pool3d, F.adaptive_avg_pool1d, F.adaptive_avg_pool2d, F.adaptive_avg_pool3d,
     F.adaptive_max_pool1d, F.adaptive_max_pool2d, F.adaptive_max_pool3d, F.dropout,
     F.dropout1d, F.dropout2d, F.dropout3d, F.interpolate, operator.add, operator.iadd,
-    operator.mul, operator.imul, operator.getitem, operator.neg}
+    operator.mul, operator.imul, operator.getitem, operator.neg, torch.max_pool1d,
+    torch.max_pool2d, torch.max_pool3d, torch.avg_pool1d, torch._C._nn.avg_pool2d,
+    torch._C._nn.avg_pool3d, torch.adaptive_avg_pool1d, torch._C._nn.adaptive_avg_pool2d,
+    torch._C._nn.adaptive_avg_pool3d, torch.adaptive_max_pool1d,
+    torch._C._nn.adaptive_max_pool2d, torch._C._nn.adaptive_max_pool3d, torch.dropout}
 _KEEP_ZERO_METHODS = {
     "relu", "relu_", "tanh", "tanh_", "view", "reshape", "flatten", "contiguous", "mean", "sum",
     "amax", "permute", "transpose", "squeeze", "unsqueeze", "chunk", "split", "clone", "float",
