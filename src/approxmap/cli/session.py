@@ -86,8 +86,18 @@ def open_folder(args, loaded: Loaded, command: str) -> RunFolder:
 
 
 def make_run(args, folder: RunFolder, **settings: Any) -> Run:
-    """The Run of a command: engine and device, batch size, seed, trials, progress."""
-    engine = create_engine(args.engine, device=args.device)
+    """The Run of a command: engine (and its cluster address) and device, batch size, seed,
+    trials, progress."""
+    options: dict[str, Any] = {"device": args.device}
+    address = getattr(args, "address", None)
+    if args.engine == "ray":  # workers rebuild the model from its spec; only weights travel
+        from approxmap.zoo.recipes import ModelRecipe
+
+        options.update(address=address, rebuild=ModelRecipe.from_spec(
+            args.model, output_key(getattr(args, "output_key", None))))
+    elif address is not None:
+        raise InvalidParameterError(f"--address is for --engine ray, not --engine {args.engine}.")
+    engine = create_engine(args.engine, **options)
     trials = getattr(args, "trials", None)
     if trials is not None:
         settings.setdefault("trials", trials)

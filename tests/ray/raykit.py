@@ -1,0 +1,27 @@
+"""Helpers of the Ray engine's tests: the scenarios, a local reference, record comparison."""
+
+from __future__ import annotations
+
+import approxmap as am
+
+LAYERS = ("conv_layers.0", "conv_layers.3", "fc_layers.0")
+
+
+def scenarios(layers=LAYERS, sigmas=(0.0, 0.5, 1.0)) -> list[am.Scenario]:
+    """Single-site Gaussian scenarios (std 0 included: trials the clean pass answers)."""
+    return [am.Scenario.single(am.Site(layer), am.Gaussian(std=s))
+            for layer in layers for s in sigmas]
+
+
+def records(model, data, run: am.Run, scenario_list=None, name="campaign"):
+    campaign = am.Campaign(model, data, scenario_list or scenarios(), run, name=name)
+    campaign.run()
+    return campaign.records()
+
+
+def assert_same_records(got: dict, expected: dict) -> None:
+    """The same trials, each equal in everything but its time (TrialRecord.same_result)."""
+    assert sorted(got) == sorted(expected)
+    differing = [key for key in expected if not got[key].same_result(expected[key])]
+    assert not differing, f"{len(differing)} records differ, e.g. {differing[0]}: " \
+                          f"{got[differing[0]].counts} != {expected[differing[0]].counts}"
