@@ -20,7 +20,9 @@ def ray_cluster():
     ray = pytest.importorskip("ray", reason="Ray is not installed: pip install 'approxmap[ray]'")
     started = not ray.is_initialized()
     if started:
-        ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.WARNING)
+        # "local": a new instance, never one `ray start` (or a test's Cluster) left behind
+        ray.init(address="local", num_cpus=2, include_dashboard=False,
+                 logging_level=logging.WARNING)
     yield ray
     if started:
         ray.shutdown()

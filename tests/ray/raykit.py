@@ -1,10 +1,19 @@
-"""Helpers of the Ray engine's tests: the scenarios, a local reference, record comparison."""
+"""Helpers of the Ray engine's tests: the scenarios, a local reference, record comparison.
+
+The local reference pins one torch thread, as the Ray engine does: on the CPU, MKL's GEMM
+rounds a batch of a few rows differently with another thread count.
+"""
 
 from __future__ import annotations
 
 import approxmap as am
 
 LAYERS = ("conv_layers.0", "conv_layers.3", "fc_layers.0")
+
+
+def local(**settings) -> am.Run:
+    """A Run on the local engine with one torch thread (the Ray engine's default)."""
+    return am.Run(engine=am.create_engine("local", threads=1), **settings)
 
 
 def scenarios(layers=LAYERS, sigmas=(0.0, 0.5, 1.0)) -> list[am.Scenario]:

@@ -11,10 +11,10 @@ the store.
 
 How it works:
 
-- The clean pass (`calibrate`) runs on the driver with the local engine: its clean
-  predictions and site statistics are what every trial compares against and draws from, it
-  is one forward pass over the data, and computing it in one place means the trials of every
-  engine see the same bits.
+- The clean pass (`calibrate`) runs on the driver with the local engine (with this engine's
+  `threads`): its clean predictions and site statistics are what every trial compares
+  against and draws from, it is one forward pass over the data, and computing it in one
+  place means the trials of every worker see the same bits.
 - `run` puts the model, the evaluation batches and the calibration into Ray's object store
   once (again only when one of them changes) and splits the trials into groups: the local
   engine's groups (trials injecting at the same places, at most 64), cut smaller when that
@@ -23,9 +23,13 @@ How it works:
   group after group with the local engine, one torch thread each (`threads=`), and send the
   records back. The driver alone hands them to `on_finished` (which writes results.sqlite),
   so an interrupted campaign resumes exactly as a local one.
-- A trial's record depends only on the model, the data, the batch size and its plan, so
-  the records equal the local engine's bit for bit on the same device kind (tested on the
-  CPU with 1, 2 and 3 workers); with `stack_memory_mb` > 0 the same caveat as locally holds.
+- A trial's record depends only on the model, the data, the batch size and its plan, and
+  on the CPU on the number of torch threads: MKL's GEMM rounds a batch of a few rows
+  (mnist-cnn's 1152x256 Linear on a last batch of 10) differently with 1 and 2 threads. Both
+  engines therefore pin it the same way: `threads` (default 1) here, for the driver's clean
+  pass and every worker; `LocalEngine(threads=1)` computes the same records bit for bit
+  (tested on the CPU with 1, 2 and 3 workers and on two nodes). With `stack_memory_mb` > 0
+  the same caveat as locally holds.
 - A worker that dies (killed, out of memory) is restarted and its groups run again, up to
   `max_retries` times; a record is stored once (the store ignores a second copy of a
   trial). Ctrl-C on the driver stops the workers; the finished groups are stored.
@@ -55,7 +59,6 @@ import logging
 import math
 import os
 import time
-import warnings
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -105,16 +108,19 @@ class RayEngine(Engine):
     driver (see the module's documentation).
 
     Args:
-        address: the cluster to connect to ("auto", "HOST:6379", "ray://HOST:10001"). None:
-            the Ray instance this process already initialized, else $RAY_ADDRESS, else a new
-            local instance (shut down by `close`).
+        address: the cluster to connect to ("auto", "HOST:6379", "ray://HOST:10001";
+            "local": a new local instance). None: the Ray instance this process already
+            initialized, else Ray's default ($RAY_ADDRESS, the cluster `ray start` began on
+            this machine, else a new local instance). One this engine started is shut down
+            by `close`.
         workers: worker actors (default: one per CPU of the cluster, divided by
             `worker_cpus`; one per GPU with a CUDA device).
         device: "cpu", "cuda" or "auto" for the workers (each CUDA worker gets one GPU of
             its own; "cuda:N" means "cuda"); the driver's clean pass runs on it too.
         rebuild: how workers get the model: a ModelRecipe (or another picklable callable
             building the architecture; the state_dict is sent), or "pickle" (the object).
-        threads: torch threads per worker.
+        threads: torch intra-op threads of each worker and of the driver's clean pass (the
+            records equal those of `LocalEngine(threads=...)` with the same number).
         worker_cpus: Ray CPUs reserved per worker (a fraction over-subscribes the CPUs).
         group_size: the most trials per group sent to a worker (default: automatic, <= 64).
         prefix_cache, stack_memory_mb: as for the local engine, on every worker.
@@ -150,8 +156,8 @@ class RayEngine(Engine):
             raise InvalidParameterError(
                 f"rebuild must be a ModelRecipe (or another callable building the model) or "
                 f"'pickle'. Got {rebuild!r}.")
-        self._local = LocalEngine(self.device, prefix_cache=prefix_cache,
-                                  stack_memory_mb=stack_memory_mb)  # validates these two
+        self._local = LocalEngine(self.device, prefix_cache=prefix_cache,  # validates these
+                                  stack_memory_mb=stack_memory_mb, threads=threads)
         self.ray = import_ray()
         self.address, self.workers, self.rebuild = address, workers, rebuild
         self.threads, self.worker_cpus, self.group_size = threads, worker_cpus, group_size
@@ -245,6 +251,31 @@ class RayEngine(Engine):
         self._actors = [actor.remote(**options) for _ in range(count)]
         self._ready = {}
         return self._actors
+
+    def start(self) -> RayEngine:
+        """Connect, start the workers and wait until each is up (else `run` does it, and
+        starts on the first ones up).
+
+        Raises:
+            ApproxmapError: Ray cannot be reached, or no worker started within 120 s.
+        """
+        self._connect()
+        actors = self._pool()
+        starting = {actors[i].ready.remote(): i for i in range(len(actors)) if i not in self._ready}
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while starting:
+            done, _ = self.ray.wait(list(starting), num_returns=1,
+                                    timeout=max(0.0, deadline - time.monotonic()))
+            if not done:
+                raise ApproxmapError(self._no_room(len(actors) - len(starting), len(actors)))
+            self._ready[starting.pop(done[0])] = self._result(done[0], None)
+        return self
+
+    def _no_room(self, started: int, wanted: int) -> str:
+        gpu = ", 1 GPU" if self.device.type == "cuda" else ""
+        return (f"Only {started} of {wanted} Ray workers started within {START_TIMEOUT_S:.0f} s; "
+                f"the cluster has {self.ray.available_resources()} free (each worker takes "
+                f"{self.worker_cpus} CPU{gpu}).")
 
     def worker_processes(self) -> dict[int, tuple[int, str]]:
         """Each started worker's (process id, Ray node id), as of its last finished group."""
@@ -344,10 +375,7 @@ class RayEngine(Engine):
                 done, _ = ray.wait([*starting, *pending], num_returns=1, timeout=1.0)
                 if not done:
                     if not pending and time.monotonic() - since > START_TIMEOUT_S:
-                        raise ApproxmapError(
-                            f"No Ray worker started within {START_TIMEOUT_S:.0f} s; the cluster "
-                            f"has {ray.available_resources()} free (each worker takes "
-                            f"{self.worker_cpus} CPU{', 1 GPU' if self.device.type == 'cuda' else ''}).")
+                        raise ApproxmapError(self._no_room(len(self._ready), len(actors)))
                     continue
                 ref = done[0]
                 if ref in starting:
@@ -365,9 +393,6 @@ class RayEngine(Engine):
         except BaseException:  # Ctrl-C, a model error, a lost worker: stop the others
             self._drop_pool()
             raise
-        if starting and len(self._ready) < len(actors):
-            warnings.warn(f"Only {len(self._ready)} of {len(actors)} Ray workers started: the "
-                          "cluster has no room for more.", stacklevel=4)
 
     def _result(self, ref: Any, unit: list[TrialPlan] | None) -> Any:
         ray = self.ray
@@ -472,7 +497,7 @@ class _Worker:
                  stack_memory_mb: int) -> None:
         torch.set_num_threads(threads)
         self.engine = LocalEngine(device, prefix_cache=prefix_cache,
-                                  stack_memory_mb=stack_memory_mb)
+                                  stack_memory_mb=stack_memory_mb, threads=threads)
         self.held: dict[str, tuple[str, Any]] = {}
 
     def ready(self) -> tuple[int, str]:
