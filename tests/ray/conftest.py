@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 
 import pytest
+from raykit import require_ray
 
 import approxmap as am
 
@@ -17,7 +18,7 @@ SPEC = "mnist-cnn"
 
 @pytest.fixture(scope="session")
 def ray_cluster():
-    ray = pytest.importorskip("ray", reason="Ray is not installed: pip install 'approxmap[ray]'")
+    ray = require_ray()
     started = not ray.is_initialized()
     if started:
         # "local": a new instance, never one `ray start` (or a test's Cluster) left behind

@@ -6,7 +6,20 @@ rounds a batch of a few rows differently with another thread count.
 
 from __future__ import annotations
 
+import pytest
+
 import approxmap as am
+
+SKIP = "Ray is not installed: pip install 'approxmap[ray]'"
+
+
+def require_ray():
+    """The `ray` module, or a skip with the reason. Without Ray, `import ray` may find this
+    folder (tests/ray) as a namespace package: that is no Ray either."""
+    ray = pytest.importorskip("ray", reason=SKIP)
+    if not hasattr(ray, "init"):
+        pytest.skip(SKIP, allow_module_level=True)
+    return ray
 
 LAYERS = ("conv_layers.0", "conv_layers.3", "fc_layers.0")
 

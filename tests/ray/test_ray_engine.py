@@ -9,7 +9,7 @@ import textwrap
 
 import pytest
 import torch
-from raykit import assert_same_records, local, records, scenarios
+from raykit import assert_same_records, local, records, require_ray, scenarios
 from torch import nn
 
 import approxmap as am
@@ -17,7 +17,7 @@ from approxmap.engine.base import TrialPlan
 from approxmap.engine.ray import GROUPS_PER_WORKER, MAX_GROUP, RayEngine
 from approxmap.zoo.models import load_model
 
-pytest.importorskip("ray", reason="Ray is not installed: pip install 'approxmap[ray]'")
+require_ray()
 
 # 100 images: batches of 45, 45 and 10 (a batch MKL's GEMM rounds by thread count, hence the
 # reference's one thread, as on the workers)

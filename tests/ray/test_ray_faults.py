@@ -16,13 +16,13 @@ import time
 from collections import Counter
 
 import pytest
-from raykit import assert_same_records, local, records, scenarios
+from raykit import assert_same_records, local, records, require_ray, scenarios
 
 import approxmap as am
 from approxmap.cli import main
 from approxmap.engine.local import pinned_threads
 
-pytest.importorskip("ray", reason="Ray is not installed: pip install 'approxmap[ray]'")
+require_ray()
 
 RUN = {"trials": 8, "batch_size": 40, "seed": 1}
 

@@ -94,11 +94,14 @@ PROBE_SAMPLES = 8
 
 
 def import_ray():
-    """The `ray` module, or ApproxmapError saying how to install it."""
+    """The `ray` module, or ApproxmapError saying how to install it (also when `ray` is only
+    a folder of that name on sys.path, such as tests/ray)."""
     try:
         import ray
     except ImportError:
         raise ApproxmapError(INSTALL_HINT) from None
+    if not hasattr(ray, "init"):
+        raise ApproxmapError(INSTALL_HINT)
     return ray
 
 
