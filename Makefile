@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -qq --upgrade pip
 	$(PY) -m pip install -qq torch==2.13.0
-	$(PY) -m pip install -qq -e '.[test]'
+	$(PY) -m pip install -qq -e '.[test,ray]'
 	$(PY) -m pip install -qq --no-deps $(WORKLOAD_PKGS)
 	@! $(PY) -m pip list 2>/dev/null | grep -i -E '^(torchvision|nvidia-)' || \
 		(echo "error: a CUDA build or torchvision was pulled into $(VENV)" >&2; exit 1)

@@ -39,11 +39,13 @@ _LAZY = {
     "LayerInfo": "approxmap.core.layers",
     "LocalEngine": "approxmap.engine",
     "ModelError": "approxmap.core.exceptions",
+    "ModelRecipe": "approxmap.zoo",
     "ProfileResult": "approxmap.analysis.profile",
     "ProfileSpec": "approxmap.analysis.profile",
     "PruneResult": "approxmap.analysis.prune",
     "PruneSpec": "approxmap.analysis.prune",
     "PruningPlan": "approxmap.pruning",
+    "RayEngine": "approxmap.engine",
     "Renderer": "approxmap.report",
     "Result": "approxmap.analysis.results",
     "Run": "approxmap.campaign",
@@ -179,6 +181,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
         Engine,
         Injector,
         LocalEngine,
+        RayEngine,
         create_engine,
         list_engines,
         register_engine,
@@ -193,6 +196,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     )
     from approxmap.report import Renderer, RunFolder, Section, identity_of, register_renderer
     from approxmap.zoo import (
+        ModelRecipe,
         create_dataset,
         create_model,
         list_datasets,
@@ -206,8 +210,8 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
 __all__ = [
     "ApproxmapError", "BitFlip", "Campaign", "CheckpointError", "Counts", "Custom", "DataError",
     "Engine", "ErrorModel", "EvalData", "Gaussian", "Injector", "InvalidParameterError",
-    "LayerInfo", "LocalEngine", "ModelError", "ProfileResult", "ProfileSpec", "PruneResult",
-    "PruneSpec", "PruningPlan", "Renderer", "Result", "Run", "RunFolder", "Scenario", "Section", "SensitivityResult",
+    "LayerInfo", "LocalEngine", "ModelError", "ModelRecipe", "ProfileResult", "ProfileSpec", "PruneResult",
+    "PruneSpec", "PruningPlan", "RayEngine", "Renderer", "Result", "Run", "RunFolder", "Scenario", "Section", "SensitivityResult",
     "SensitivitySpec", "SignificanceResult", "SignificanceSpec", "Site", "SiteStats", "Store",
     "StoreError", "StuckAt", "StuckBit", "Summary", "Target", "TrialRecord", "Uniform", "UnknownNameError",
     "agreement", "classify_by_budget", "classify_by_thresholds", "compute_significance",

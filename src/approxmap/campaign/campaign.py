@@ -76,6 +76,9 @@ class Campaign:
                       "weights": weights_digest(model), **run.names, **(setup or {})}
         if stats_data is not None:
             self.setup["stats_images"] = len(stats_data)
+        device = getattr(run.engine, "device", None)
+        if device is not None and device.type != "cpu":  # kernels round differently there
+            self.setup["device"] = device.type
         self.store.open_campaign(name, self.setup)
         self.scenarios: dict[str, Scenario] = {}
         self._stored_scenarios: set[str] = set()

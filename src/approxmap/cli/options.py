@@ -141,14 +141,19 @@ def add_model_args(parser: argparse.ArgumentParser, data: bool = True) -> None:
 
 
 def add_run_args(parser: argparse.ArgumentParser, trials: int | None = 10) -> None:
-    """--batch-size, --seed, --engine, --device, --quiet (and --trials when given a default)."""
+    """--batch-size, --seed, --engine, --address, --device, --quiet (and --trials when given a
+    default)."""
     if trials is not None:
         parser.add_argument("--trials", type=trials_int, default=trials,
                             help=f"seeded trials per point (default {trials}, at most {MAX_TRIALS})")
     parser.add_argument("--batch-size", type=batch_int, default=250)
     parser.add_argument("--seed", type=seed_int, default=0, help="campaign seed (default 0)")
     parser.add_argument("--engine", default="local", type=engine_name,
-                        help="where trials run: local (default)")
+                        help="where trials run: local (default) or ray (pip install "
+                             "'approxmap[ray]')")
+    parser.add_argument("--address", metavar="ADDR", type=text("--address"),
+                        help="with --engine ray: the Ray cluster (auto, HOST:6379, "
+                             "ray://HOST:10001; default: a new local one, 1 worker per CPU)")
     parser.add_argument("--device", default="cpu", type=device_name,
                         help="cpu (default), cuda, cuda:N or auto")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")

@@ -49,7 +49,7 @@ def load(args, data: bool = True) -> Loaded:
         InvalidParameterError / CheckpointError / DataError / ModelError: one line each.
     """
     if hasattr(args, "engine"):
-        args.engine_object = create_engine(args.engine, device=args.device)
+        args.engine_object = engine_for(args)
     what = args.model if not data else f"{args.model} and its data"
     say(args, f"loading {what} ...")
     from approxmap.cli import _Interrupted
@@ -115,9 +115,24 @@ def keep_config(args, folder: RunFolder, data: str | None = None) -> None:
                                                          command_line=command_line()))
 
 
+def engine_for(args):
+    """The engine the options ask for (--engine, --device, --address)."""
+    options: dict[str, Any] = {"device": args.device}
+    address = getattr(args, "address", None)
+    if args.engine == "ray":  # workers rebuild the model from its spec; only weights travel
+        from approxmap.zoo.recipes import ModelRecipe
+
+        options.update(address=address, rebuild=ModelRecipe.from_spec(
+            args.model, output_key(getattr(args, "output_key", None))))
+    elif address is not None:
+        raise InvalidParameterError(f"--address is for --engine ray, not --engine {args.engine}.")
+    return create_engine(args.engine, **options)
+
+
 def make_run(args, folder: RunFolder, **settings: Any) -> Run:
-    """The Run of a command: engine and device, batch size, seed, trials, progress."""
-    engine = getattr(args, "engine_object", None) or create_engine(args.engine, device=args.device)
+    """The Run of a command: engine (and its cluster address) and device, batch size, seed,
+    trials, progress."""
+    engine = getattr(args, "engine_object", None) or engine_for(args)
     trials = getattr(args, "trials", None)
     if trials is not None:
         settings.setdefault("trials", trials)

@@ -1,5 +1,5 @@
 """The engine layer: the Engine protocol and registry, the local engine (torch.fx graph split
-with a prefix cache), the clean pass, and one-off injection with hooks."""
+with a prefix cache), the Ray engine (optional extra), the clean pass, and one-off injection with hooks."""
 
 from approxmap.engine.base import (
     Calibration,
@@ -12,6 +12,7 @@ from approxmap.engine.base import (
 )
 from approxmap.engine.inject import Injector
 from approxmap.engine.local import LocalEngine
+from approxmap.engine.ray import RayEngine  # registers "ray"; Ray itself is imported lazily
 
-__all__ = ["Calibration", "Engine", "Injector", "LocalEngine", "TrialPlan", "create_engine",
+__all__ = ["Calibration", "Engine", "Injector", "LocalEngine", "RayEngine", "TrialPlan", "create_engine",
            "list_engines", "register_engine", "resolve_device"]

@@ -7,6 +7,7 @@ full forward per trial with hooks (said once).
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import warnings
 from collections.abc import Iterator, Sequence
@@ -52,16 +53,24 @@ class LocalEngine(Engine):
             per-op overhead when the suffix is small, but matrix kernels may round the last
             bits differently for other batch sizes, so a stacked trial recomputed alone can
             differ in the last float bits; unstacked, it is bit-identical.
+        threads: torch intra-op threads while this engine computes (None, the default: the
+            process's setting). On the CPU some kernels round differently with another
+            thread count (MKL's GEMM for a batch of a few rows), so records are bit-identical
+            across engines and machines when this is the same; the Ray engine uses 1.
     """
 
     def __init__(self, device: str | torch.device = "cpu", prefix_cache: bool = True,
-                 stack_memory_mb: int = 0) -> None:
+                 stack_memory_mb: int = 0, threads: int | None = None) -> None:
         super().__init__(device)
         if isinstance(stack_memory_mb, bool) or not isinstance(stack_memory_mb, int) or (
                 stack_memory_mb < 0):
             raise InvalidParameterError(f"stack_memory_mb must be an integer >= 0. Got {stack_memory_mb!r}.")
+        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int)
+                                    or threads < 1):
+            raise InvalidParameterError(f"threads must be an integer >= 1 or None. Got {threads!r}.")
         self.prefix_cache = prefix_cache
         self.stack_memory_mb = stack_memory_mb
+        self.threads = threads
         self._placed: dict[int, tuple[nn.Module, nn.Module]] = {}
 
     def place(self, model: nn.Module) -> nn.Module:
@@ -87,7 +96,7 @@ class LocalEngine(Engine):
     def calibrate(self, model: nn.Module, data: EvalData, batch_size: int,
                   sites: Sequence[Site], stats_data: EvalData | None = None) -> Calibration:
         placed = self.place(model)
-        with eval_mode(placed):
+        with eval_mode(placed), pinned_threads(self.threads):
             return calibrate(placed, data, batch_size, sites, stats_data, self.prepare(placed))
 
     @torch.no_grad()
@@ -97,7 +106,7 @@ class LocalEngine(Engine):
         if not plans:
             return
         placed = self.place(model)
-        with eval_mode(placed):
+        with eval_mode(placed), pinned_threads(self.threads):
             self._run(placed, data, batch_size, plans, calibration, on_finished, progress, desc)
 
     def _run(self, model, data, batch_size, plans, calibration, on_finished, progress, desc):
@@ -160,7 +169,21 @@ class LocalEngine(Engine):
 
     def describe(self) -> dict:
         return {**super().describe(), "prefix_cache": self.prefix_cache,
-                "stack_memory_mb": self.stack_memory_mb}
+                "stack_memory_mb": self.stack_memory_mb, "threads": self.threads}
+
+
+@contextlib.contextmanager
+def pinned_threads(threads: int | None) -> Iterator[None]:
+    """torch's intra-op thread count set to `threads` (None: unchanged), restored on exit."""
+    before = torch.get_num_threads()
+    if threads is None or threads == before:
+        yield
+        return
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _guarded(fn, *args):
@@ -245,4 +268,4 @@ def _hooks(chunk: list[ActiveTrial], batch: int):
             call_module)
 
 
-__all__ = ["LocalEngine", "MAX_GROUP"]
+__all__ = ["LocalEngine", "MAX_GROUP", "pinned_threads"]

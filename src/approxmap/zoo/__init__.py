@@ -15,10 +15,12 @@ from approxmap.zoo.models import (
     list_models,
     register_model,
 )
+from approxmap.zoo.recipes import ModelRecipe
 
 __all__ = [
     "DatasetInfo",
     "ModelInfo",
+    "ModelRecipe",
     "create_dataset",
     "create_model",
     "get_dataset_info",
