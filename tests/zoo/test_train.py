@@ -68,9 +68,11 @@ def test_cache_dir_resolution(monkeypatch, tmp_path):
 
 
 def test_missing_checkpoint_names_the_train_command(monkeypatch, tmp_path):
-    monkeypatch.setenv(CACHE_ENV, str(tmp_path))
-    with pytest.raises(CheckpointError, match="approxmap train --arch resnet20 --data fashion-mnist"):
-        create_model("resnet20")
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path))  # vgg16-cifar ships no weights
+    with pytest.raises(CheckpointError,
+                       match="approxmap train --arch vgg16-cifar --data fashion-mnist-3x32"):
+        create_model("vgg16-cifar")
+    assert create_model("vgg16-cifar", pretrained=False) is not None  # the bare architecture
 
 
 def test_unwritable_cache_dir_is_one_clear_error(tmp_path):
