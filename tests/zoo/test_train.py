@@ -70,7 +70,7 @@ def test_cache_dir_resolution(monkeypatch, tmp_path):
 def test_missing_checkpoint_names_the_train_command(monkeypatch, tmp_path):
     monkeypatch.setenv(CACHE_ENV, str(tmp_path))  # vgg16-cifar ships no weights
     with pytest.raises(CheckpointError,
-                       match="approxmap train --arch vgg16-cifar --data fashion-mnist-3x32"):
+                       match="approxmap train --arch vgg16-cifar --data fashion-mnist"):
         create_model("vgg16-cifar")
     assert create_model("vgg16-cifar", pretrained=False) is not None  # the bare architecture
 
