@@ -68,8 +68,28 @@ class Assignment:
                    tuple(int(c) for c in data.get("pruned") or ()))
 
 
+def checked_units(units: Sequence[str]) -> tuple[str, ...]:
+    """The units' canonical names, duplicates dropped.
+
+    Raises:
+        UnknownNameError / InvalidParameterError: an unknown unit or bad parameters.
+    """
+    return tuple(dict.fromkeys(create_unit(u).name for u in units))
+
+
+class Quantized:
+    """For specs with `activation`, `calibration`, `percentile` fields: their quantization
+    scheme (validated on construction) and the perturbation of a unit under it."""
+
+    def check_scheme(self) -> None:
+        QuantScheme(self.activation, self.calibration, self.percentile)
+
+    def unit(self, name: str) -> Multiplier8:
+        return Multiplier8(name, self.activation, self.calibration, self.percentile)
+
+
 @dataclass(frozen=True)
-class EmulateSpec:
+class EmulateSpec(Quantized):
     """Which units, in which layers, quantized how.
 
     Args:
@@ -100,15 +120,11 @@ class EmulateSpec:
     def __post_init__(self) -> None:
         if not self.units and not self.plan:
             raise InvalidParameterError("Give at least one multiplier unit.")
-        for unit in (*self.units, *(a.unit for a in self.plan)):
-            create_unit(unit)
-        QuantScheme(self.activation, self.calibration, self.percentile)
+        checked_units([a.unit for a in self.plan])
+        self.check_scheme()
         if not (self.per_layer or self.all_layers or self.plan):
             raise InvalidParameterError("Nothing to emulate: per_layer and all_layers are off.")
-        object.__setattr__(self, "units", tuple(dict.fromkeys(create_unit(u).name for u in self.units)))
-
-    def unit(self, name: str) -> Multiplier8:
-        return Multiplier8(name, self.activation, self.calibration, self.percentile)
+        object.__setattr__(self, "units", checked_units(self.units))
 
     def scenario(self, assignments: Sequence[Assignment], points: Mapping | None = None,
                  target: str = "multiplier") -> Scenario:
@@ -227,5 +243,6 @@ def emulate_analysis(model: nn.Module, data: EvalData, spec: EmulateSpec, run: R
         {layer: table[layer].macs for layer in chosen}, dict(spec.extra))
 
 
-__all__ = ["ALL", "Assignment", "EmulateResult", "EmulateRow", "EmulateSpec", "calibration_split",
+__all__ = ["ALL", "Assignment", "EmulateResult", "EmulateRow", "EmulateSpec", "Quantized",
+           "calibration_split", "checked_units",
            "emulate_analysis"]

@@ -33,7 +33,13 @@ import numpy as np
 from torch import nn
 
 from approxmap.analysis.classify import classify_by_thresholds
-from approxmap.analysis.emulate import Assignment, EmulateSpec, calibration_split
+from approxmap.analysis.emulate import (
+    Assignment,
+    EmulateSpec,
+    Quantized,
+    calibration_split,
+    checked_units,
+)
 from approxmap.analysis.results import Result, register_result
 from approxmap.analysis.significance import compute_significance
 from approxmap.campaign.campaign import Campaign
@@ -44,9 +50,6 @@ from approxmap.core.layers import layer_table
 from approxmap.core.scenario import Scenario
 from approxmap.core.sites import Site, select_layers
 from approxmap.multipliers.energy import EnergyModel
-from approxmap.multipliers.quant import QuantScheme
-from approxmap.multipliers.target import Multiplier8
-from approxmap.multipliers.units import create_unit
 from approxmap.pruning.units import read_points
 
 STEP_PP = 0.01  # loss resolution of the knapsack
@@ -54,7 +57,7 @@ FRONT_FACTORS = (0.125, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
 
 
 @dataclass(frozen=True)
-class PlanSpec:
+class PlanSpec(Quantized):
     """What to plan: candidate units, the budget, the granularity, the energy model.
 
     Raises:
@@ -81,8 +84,6 @@ class PlanSpec:
     def __post_init__(self) -> None:
         if not self.units:
             raise InvalidParameterError("Give at least one multiplier unit.")
-        for unit in self.units:
-            create_unit(unit)
         if isinstance(self.budget_pp, bool) or not isinstance(self.budget_pp, int | float) or not (
                 math.isfinite(self.budget_pp) and 0 <= self.budget_pp <= 100):
             raise InvalidParameterError(
@@ -93,12 +94,9 @@ class PlanSpec:
         if self.prune and self.granularity != "class":
             raise InvalidParameterError("Pruning in a plan needs granularity 'class' "
                                         "(prunable filters are a significance class).")
-        QuantScheme(self.activation, self.calibration, self.percentile)
-        names = [create_unit(u).name for u in self.units]
-        object.__setattr__(self, "units", tuple(dict.fromkeys(n for n in names if n != "exact")))
-
-    def unit(self, name: str) -> Multiplier8:
-        return Multiplier8(name, self.activation, self.calibration, self.percentile)
+        self.check_scheme()
+        object.__setattr__(self, "units", tuple(u for u in checked_units(self.units)
+                                                if u != "exact"))
 
 
 @dataclass

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from torch import nn
 
-from approxmap.analysis.emulate import EmulateResult, calibration_split
+from approxmap.analysis.emulate import EmulateResult, Quantized, calibration_split, checked_units
 from approxmap.analysis.profile import ProfileResult
 from approxmap.analysis.results import Result, register_result
 from approxmap.campaign.campaign import Campaign
@@ -26,13 +26,12 @@ from approxmap.core.exceptions import InvalidParameterError
 from approxmap.core.layers import layer_table
 from approxmap.core.scenario import Scenario
 from approxmap.core.sites import Site, select_layers
-from approxmap.multipliers.quant import QuantScheme
-from approxmap.multipliers.target import Multiplier8, MultiplierTarget
+from approxmap.multipliers.target import MultiplierTarget
 from approxmap.multipliers.units import create_unit
 
 
 @dataclass(frozen=True)
-class PredictSpec:
+class PredictSpec(Quantized):
     """Units and layers to predict, and the quantization (as for emulation).
 
     Raises:
@@ -51,13 +50,8 @@ class PredictSpec:
     def __post_init__(self) -> None:
         if not self.units:
             raise InvalidParameterError("Give at least one multiplier unit.")
-        for unit in self.units:
-            create_unit(unit)
-        QuantScheme(self.activation, self.calibration, self.percentile)
-        object.__setattr__(self, "units", tuple(dict.fromkeys(create_unit(u).name for u in self.units)))
-
-    def unit(self, name: str) -> Multiplier8:
-        return Multiplier8(name, self.activation, self.calibration, self.percentile)
+        self.check_scheme()
+        object.__setattr__(self, "units", checked_units(self.units))
 
     def scenario(self, layer: str, unit: str) -> Scenario:
         return Scenario.single(Site(layer, "multiplier-noise", self.channels.get(layer)),

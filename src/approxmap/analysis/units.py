@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from approxmap.analysis.emulate import calibration_split
+from approxmap.analysis.emulate import Quantized, calibration_split, checked_units
 from approxmap.analysis.results import Result, register_result
 from approxmap.campaign.campaign import Campaign
 from approxmap.campaign.run import Run
@@ -31,13 +31,13 @@ from approxmap.core.sites import Site, select_layers
 from approxmap.engine.base import eval_mode
 from approxmap.engine.calibrate import run_model
 from approxmap.multipliers.characterize import characterize
-from approxmap.multipliers.quant import Int8Layer, QuantScheme
-from approxmap.multipliers.target import Multiplier8, MultiplierTarget
+from approxmap.multipliers.quant import Int8Layer
+from approxmap.multipliers.target import MultiplierTarget
 from approxmap.multipliers.units import create_unit
 
 
 @dataclass(frozen=True)
-class UnitsSpec:
+class UnitsSpec(Quantized):
     """Units to characterize; with a model, the layers and their quantization.
 
     Raises:
@@ -55,10 +55,8 @@ class UnitsSpec:
     def __post_init__(self) -> None:
         if not self.units:
             raise InvalidParameterError("Give at least one multiplier unit.")
-        for unit in self.units:
-            create_unit(unit)
-        QuantScheme(self.activation, self.calibration, self.percentile)
-        object.__setattr__(self, "units", tuple(dict.fromkeys(create_unit(u).name for u in self.units)))
+        self.check_scheme()
+        object.__setattr__(self, "units", checked_units(self.units))
 
 
 @register_result("units")
@@ -110,7 +108,7 @@ def characterize_units(spec: UnitsSpec, model: nn.Module | None = None,
     if not chosen:
         raise InvalidParameterError("None of the chosen layers is a float Conv2d or Linear.")
     calib = calibration_split(data, spec.calib_images, calib_data)
-    perturbation = Multiplier8("exact", spec.activation, spec.calibration, spec.percentile)
+    perturbation = spec.unit("exact")
     sites = [Site(layer, "multiplier") for layer in chosen]
     campaign = Campaign(model, calib, [Scenario.single(s, perturbation) for s in sites], run,
                         name="units")

@@ -9,10 +9,10 @@ from approxmap.analysis.emulate import ALL, Assignment, EmulateResult, EmulateSp
 from approxmap.cli.options import (
     add_model_args,
     add_out_arg,
+    add_quant_args,
     add_run_args,
-    images_int,
     name_list,
-    real,
+    quant_settings,
     text,
 )
 from approxmap.cli.session import (
@@ -43,16 +43,7 @@ def add_parser(sub) -> None:
                    help="skip each unit in each layer alone (with --all-layers)")
     p.add_argument("--plan", metavar="FILE", type=text("--plan"),
                    help="replay a plan (plan.json of `approxmap plan`)")
-    p.add_argument("--activation", choices=("uint8", "int8"), default="uint8",
-                   help="activation coding: uint8 with a zero point (default) or int8 symmetric")
-    p.add_argument("--calibration", choices=("minmax", "percentile"), default="minmax",
-                   help="activation range from min/max (default) or a percentile")
-    p.add_argument("--percentile", type=real(50, 100, closed_low=False), default=99.99)
-    p.add_argument("--calib-data", type=text("--calib-data"),
-                   help="calibration data for the quantization ranges (default: DATA-train "
-                        "when it exists, else a class-balanced part of the evaluation data)")
-    p.add_argument("--calib-images", type=images_int, default=500, metavar="N",
-                   help="calibration images (class-balanced, default 500)")
+    add_quant_args(p)
     add_run_args(p, trials=None)
     add_out_arg(p, "emulate")
     p.set_defaults(run=run)
@@ -79,8 +70,7 @@ def run(args) -> int:
                        layers=tuple(args.layers) if args.layers else None,
                        per_layer=not args.no_per_layer, all_layers=args.all_layers,
                        plan=read_plan(args.plan) if args.plan else (),
-                       activation=args.activation, calibration=args.calibration,
-                       percentile=args.percentile, calib_images=args.calib_images,
+                       **quant_settings(args),
                        extra={"command": command_line()})
     loaded = load(args)
     calib = calibration_data(args, loaded.data_name)

@@ -164,6 +164,28 @@ def add_calib_args(parser: argparse.ArgumentParser) -> None:
                         help="images (class-balanced) for the data-driven criteria (default 1000)")
 
 
+def add_quant_args(parser: argparse.ArgumentParser) -> None:
+    """The int8 quantization of emulated layers and where its ranges are calibrated."""
+    parser.add_argument("--activation", choices=("uint8", "int8"), default="uint8",
+                        help="activation coding: uint8 with a zero point (default) or int8 "
+                             "symmetric")
+    parser.add_argument("--calibration", choices=("minmax", "percentile"), default="minmax",
+                        help="activation range from min/max (default) or a percentile")
+    parser.add_argument("--percentile", type=real(50, 100, closed_low=False), default=99.99,
+                        help="with --calibration percentile (default 99.99)")
+    parser.add_argument("--calib-data", type=text("--calib-data"),
+                        help="calibration data for the quantization ranges (default: DATA-train "
+                             "when it exists, else a class-balanced part of the evaluation data)")
+    parser.add_argument("--calib-images", type=images_int, default=500, metavar="N",
+                        help="calibration images (class-balanced, default 500)")
+
+
+def quant_settings(args) -> dict:
+    """The spec fields that add_quant_args' options give."""
+    return {"activation": args.activation, "calibration": args.calibration,
+            "percentile": args.percentile, "calib_images": args.calib_images}
+
+
 def add_out_arg(parser: argparse.ArgumentParser, command: str) -> None:
     parser.add_argument("--out", metavar="DIR", type=text("--out"),
                         help=f"run folder (default runs/{command}-MODEL-DATA)")

@@ -6,10 +6,11 @@ from approxmap.analysis.plan import PlanSpec, plan_analysis
 from approxmap.cli.options import (
     add_model_args,
     add_out_arg,
+    add_quant_args,
     add_run_args,
-    images_int,
     name_list,
     number_list,
+    quant_settings,
     real,
     text,
 )
@@ -45,10 +46,7 @@ def add_parser(sub) -> None:
     p.add_argument("--layers", nargs="+", metavar="GLOB|TYPE")
     p.add_argument("--energy", metavar="FILE", type=text("--energy"),
                    help="energy figures (TOML or CSV) overriding the defaults")
-    p.add_argument("--activation", choices=("uint8", "int8"), default="uint8")
-    p.add_argument("--calibration", choices=("minmax", "percentile"), default="minmax")
-    p.add_argument("--calib-data", type=text("--calib-data"))
-    p.add_argument("--calib-images", type=images_int, default=500, metavar="N")
+    add_quant_args(p)
     add_run_args(p, trials=2)
     add_out_arg(p, "plan")
     p.set_defaults(run=run)
@@ -59,8 +57,7 @@ def run(args) -> int:
                     prune=args.prune, layers=tuple(args.layers) if args.layers else None,
                     criterion=args.criterion,
                     thresholds=tuple(args.thresholds) if args.thresholds else None,
-                    activation=args.activation, calibration=args.calibration,
-                    calib_images=args.calib_images,
+                    **quant_settings(args),
                     energy=load_energy_model(args.energy) if args.energy else EnergyModel(),
                     extra={"command": command_line()})
     loaded = load(args)

@@ -8,11 +8,10 @@ from approxmap.analysis.profile import ProfileResult
 from approxmap.cli.options import (
     add_model_args,
     add_out_arg,
+    add_quant_args,
     add_run_args,
-    images_int,
     name_list,
-    real,
-    text,
+    quant_settings,
 )
 from approxmap.cli.session import (
     calibration_data,
@@ -34,11 +33,7 @@ def add_parser(sub) -> None:
     add_model_args(p)
     p.add_argument("--units", type=name_list, required=True, metavar="U1,U2,...")
     p.add_argument("--layers", nargs="+", metavar="GLOB|TYPE")
-    p.add_argument("--activation", choices=("uint8", "int8"), default="uint8")
-    p.add_argument("--calibration", choices=("minmax", "percentile"), default="minmax")
-    p.add_argument("--percentile", type=real(50, 100, closed_low=False), default=99.99)
-    p.add_argument("--calib-data", type=text("--calib-data"))
-    p.add_argument("--calib-images", type=images_int, default=500, metavar="N")
+    add_quant_args(p)
     add_run_args(p, trials=3)
     add_out_arg(p, "predict")
     p.set_defaults(run=run)
@@ -46,8 +41,7 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     spec = PredictSpec(units=tuple(args.units), layers=tuple(args.layers) if args.layers else None,
-                       activation=args.activation, calibration=args.calibration,
-                       percentile=args.percentile, calib_images=args.calib_images,
+                       **quant_settings(args),
                        extra={"command": command_line()})
     loaded = load(args)
     calib = calibration_data(args, loaded.data_name)

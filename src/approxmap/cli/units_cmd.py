@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from approxmap.cli.options import add_model_args, add_run_args, images_int, text
+from approxmap.cli.options import add_model_args, add_quant_args, add_run_args, quant_settings, text
 from approxmap.cli.tables import format_table
 
 HELP = "list approximate multipliers, or characterize their error (optionally per layer)"
@@ -21,10 +21,7 @@ def add_parser(sub) -> None:
     add_model_args(ch)
     ch.set_defaults(model=None)
     ch.add_argument("--layers", nargs="+", metavar="GLOB|TYPE")
-    ch.add_argument("--activation", choices=("uint8", "int8"), default="uint8")
-    ch.add_argument("--calibration", choices=("minmax", "percentile"), default="minmax")
-    ch.add_argument("--calib-data", type=text("--calib-data"))
-    ch.add_argument("--calib-images", type=images_int, default=500, metavar="N")
+    add_quant_args(ch)
     add_run_args(ch, trials=None)
     ch.add_argument("--out", metavar="DIR", type=text("--out"),
                     help="run folder for units.json, figures and report.html (default "
@@ -62,8 +59,7 @@ def run_characterize(args) -> int:
     from approxmap.report.folder import RunFolder
 
     spec = UnitsSpec(units=tuple(args.units), layers=tuple(args.layers) if args.layers else None,
-                     activation=args.activation, calibration=args.calibration,
-                     calib_images=args.calib_images, extra={"command": command_line()})
+                     **quant_settings(args), extra={"command": command_line()})
     if args.model is None:
         with RunFolder(args.out or "runs/units") as folder:
             keep_config(args, folder)
