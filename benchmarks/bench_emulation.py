@@ -246,7 +246,7 @@ def main(argv: list[str] | None = None) -> None:
             xs, ys = mnist.x, mnist.y
             acc_f = accuracy(model, xs, ys, 250)
             acc_q = accuracy(exact, xs, ys, 250)
-            print(f"  accuracy on mnist5k[:1000]: float {acc_f:.1f}%, int8 exact {acc_q:.1f}% "
+            print(f"  accuracy on mnist5k ({mnist.selection}): float {acc_f:.1f}%, int8 exact {acc_q:.1f}% "
                   f"(drop {acc_f - acc_q:+.1f} pp)")
     print(f"\nload average at end: {os.getloadavg()}")
 

@@ -23,6 +23,11 @@ EVO = ("evo:mul8u_2P7", "evo:mul8u_KEM", "evo:mul8u_CK5", "evo:mul8u_2AC", "evo:
        "evo:mul8u_185Q", "evo:mul8u_12N4", "evo:mul8u_17KS")
 FORMULA = ("exact", "trunc:4", "trunc:6", "bam:2,6", "drum:4", "drum:6", "mitchell", "kulkarni")
 UNITS = FORMULA + EVO
+# The planner also gets units with larger errors and savings, so that layers which tolerate
+# them can take them while the others cannot (the point of a per-layer plan).
+AGGRESSIVE = ("trunc:8", "drum:3", "bam:4,8", "evo:mul8u_1AGV", "evo:mul8u_JV3",
+              "evo:mul8u_18DU", "evo:mul8u_QKX", "evo:mul8u_13QR")
+PLAN_UNITS = tuple(u for u in UNITS if u != "exact") + AGGRESSIVE
 WORKLOADS = {
     "mnist-cnn": {"model": "mnist-cnn", "data": "mnist5k", "images": 2000, "layers": None},
     "vgg-small": {"model": "vgg-small", "data": "fashion-mnist", "images": 2000, "layers": None},
@@ -52,14 +57,14 @@ def run_workload(name: str, spec: dict, args) -> dict:
     approxmap("emulate", "--units", units, "--all-layers", *common)
     approxmap("predict", "--units", ",".join(u for u in UNITS if u != "exact"),
               "--trials", str(args.trials), *common)
-    approxmap("plan", "--units", ",".join(u for u in UNITS if u != "exact"), "--budget", "1",
+    approxmap("plan", "--units", ",".join(PLAN_UNITS), "--budget", "1",
               "--trials", str(args.trials), *common)
     summary = {"emulate": json.loads((out / "emulate.json").read_text()),
                "predict": json.loads((out / "predict.json").read_text()),
                "plan": json.loads((out / "plan.json").read_text())}
     if not args.skip_class and name != "efficientnet-lite0":
         class_out = Path(args.out) / f"{name}-class"
-        approxmap("plan", "--units", ",".join(u for u in UNITS if u != "exact"), "--budget", "1",
+        approxmap("plan", "--units", ",".join(PLAN_UNITS), "--budget", "1",
                   "--granularity", "class", "--prune", "--trials", str(args.trials),
                   *[a if a != str(out) else str(class_out) for a in common])
         summary["plan_class"] = json.loads((class_out / "plan.json").read_text())

@@ -63,13 +63,15 @@ def test_channels_of_a_multiplier_site_are_the_filters_that_use_the_unit(mnist_m
 
 def test_emulate_units_and_report(tmp_path, capsys):
     out = tmp_path / "run"
-    assert main(["emulate", "--units", "exact,trunc:6,evo:mul8u_2AC", "--layers", "fc_layers.0",
+    # a parametrized name keeps its own comma inside the comma-separated list
+    assert main(["emulate", "--units", "exact,bam:2,6,trunc:6,evo:mul8u_2AC", "--layers", "fc_layers.0",
                  "conv_layers.6", "--all-layers", "--out", str(out), *SMALL]) == 0
     printed = capsys.readouterr().out
     assert "int8 (exact unit in every layer)" in printed and "evo:v10/mul8u_2AC" in printed
     result = json.loads((out / "emulate.json").read_text())
     rows = {(r["layer"], r["unit"]) for r in result["rows"]}
     assert {("fc_layers.0", "trunc:6"), ("*", "trunc:6"), ("*", "exact")} <= rows
+    assert {unit for _, unit in rows} == {"exact", "bam:2,6", "trunc:6", "evo:v10/mul8u_2AC"}
     assert 0 <= result["int8_accuracy"] <= 1 and result["layers"] == ["conv_layers.6", "fc_layers.0"]
     html = (out / "report.html").read_text()
     assert "Approximate multipliers: emulation" in html and "data:image/png" in html
@@ -81,6 +83,10 @@ def test_units_list(capsys):
     assert main(["units", "list", "evo:v2022/*"]) == 0
     out = capsys.readouterr().out
     assert "evo:v2022/mul8s_1KV8" in out and "units." in out
+    assert main(["units", "list", "evo:mul8u_2A*"]) == 0  # a pattern without a release
+    rows = [line.split()[0] for line in capsys.readouterr().out.splitlines()[2:] if line.strip()]
+    assert {"evo:v10/mul8u_2AC", "evo:master/mul8u_2AC"} <= set(rows)
+    assert rows[-1].isdigit() and all("/mul8u_2A" in r for r in rows[:-1])
 
 
 def test_bad_units_layers_and_tables_are_one_line(tmp_path, capsys):

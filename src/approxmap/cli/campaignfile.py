@@ -95,9 +95,9 @@ def _is_pairs(action: argparse.Action) -> bool:
 
 
 def _is_comma_list(action: argparse.Action) -> bool:
-    from approxmap.cli.options import name_list, number_list
+    from approxmap.cli.options import name_list, number_list, unit_list
 
-    return action.type in (name_list, number_list)
+    return action.type in (name_list, number_list, unit_list)
 
 
 # -- where keys are: tomllib gives no positions -------------------------------------------------

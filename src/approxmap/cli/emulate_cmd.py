@@ -11,9 +11,9 @@ from approxmap.cli.options import (
     add_out_arg,
     add_quant_args,
     add_run_args,
-    name_list,
     quant_settings,
     text,
+    unit_list,
 )
 from approxmap.cli.session import (
     calibration_data,
@@ -32,7 +32,7 @@ HELP = "emulate approximate 8-bit multipliers bit-exactly in int8 Conv2d/Linear 
 def add_parser(sub) -> None:
     p = sub.add_parser("emulate", help=HELP, description=HELP.capitalize() + ".")
     add_model_args(p)
-    p.add_argument("--units", type=name_list, default=None, metavar="U1,U2,...",
+    p.add_argument("--units", type=unit_list, default=None, metavar="U1,U2,...",
                    help="multiplier units (see `approxmap units list`), e.g. exact,drum:6,"
                         "evo:mul8u_2AC")
     p.add_argument("--layers", nargs="+", metavar="GLOB|TYPE",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import inspect
 
 HELP = "list the registered models, datasets, error models, targets, engines or criteria"
 WHAT = ("models", "datasets", "errors", "targets", "engines", "criteria")
@@ -61,7 +62,10 @@ def _datasets(pattern: str) -> None:
 
 
 def _first_line(obj) -> str:
-    return (obj.__doc__ or "").strip().splitlines()[0] if obj.__doc__ else ""
+    """The first sentence of the docstring's first paragraph, unwrapped."""
+    paragraph = " ".join(inspect.cleandoc(obj.__doc__ or "").split("\n\n")[0].split())
+    end = paragraph.find(". ")
+    return paragraph if end < 0 else paragraph[:end + 1]
 
 
 def _errors(pattern: str) -> None:
@@ -70,7 +74,7 @@ def _errors(pattern: str) -> None:
     for name in list_error_models(pattern):
         cls = get_error_model_class(name)
         params = ", ".join(f"{f.name}={f.default!r}" for f in dataclasses.fields(cls))
-        axis = f"; swept by default: {cls.default_axis}" if cls.default_axis else ""
+        axis = f" Swept by default: {cls.default_axis}." if cls.default_axis else ""
         print(f"{name}({params})\n  {_first_line(cls)}{axis}")
 
 

@@ -121,6 +121,18 @@ def name_list(value: str) -> list[str]:
     return [t.strip() for t in value.split(",") if t.strip()]
 
 
+def unit_list(value: str) -> list[str]:
+    """Multiplier names separated by commas, where a parametrized name keeps its own commas:
+    `bam:2,6,drum:4` is ["bam:2,6", "drum:4"] (a bare number continues the name before it)."""
+    units: list[str] = []
+    for token in name_list(value):
+        if units and ":" in units[-1] and re.fullmatch(r"[0-9.]+", token):
+            units[-1] += "," + token
+        else:
+            units.append(token)
+    return units
+
+
 def add_model_args(parser: argparse.ArgumentParser, data: bool = True) -> None:
     parser.add_argument("--model", default="mnist-cnn", type=text("--model"),
                         help="zoo name (see `approxmap list models`), path/to/file.py:factory "
@@ -192,5 +204,5 @@ def add_out_arg(parser: argparse.ArgumentParser, command: str) -> None:
 
 
 __all__ = ["MAX_SWEEP", "MAX_TRIALS", "add_calib_args", "device_name", "engine_name", "int_in", "add_model_args", "add_out_arg",
-           "add_run_args", "batch_int", "images_int", "name_list", "number_list",
+           "add_run_args", "batch_int", "images_int", "name_list", "number_list", "unit_list",
            "positive_int", "real", "seed_int", "text", "trials_int"]

@@ -8,11 +8,11 @@ from approxmap.cli.options import (
     add_out_arg,
     add_quant_args,
     add_run_args,
-    name_list,
     number_list,
     quant_settings,
     real,
     text,
+    unit_list,
 )
 from approxmap.cli.session import (
     calibration_data,
@@ -32,7 +32,7 @@ def add_parser(sub) -> None:
     p = sub.add_parser("plan", help=HELP, description=HELP.capitalize() + ": searched on "
                        "predictions, verified by emulation; writes plan.json.")
     add_model_args(p)
-    p.add_argument("--units", type=name_list, required=True, metavar="U1,U2,...")
+    p.add_argument("--units", type=unit_list, required=True, metavar="U1,U2,...")
     p.add_argument("--budget", type=real(0, 100), default=1.0, metavar="PP",
                    help="accuracy loss allowed below the exact int8 network, in percentage "
                         "points (default 1)")

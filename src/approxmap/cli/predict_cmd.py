@@ -10,8 +10,8 @@ from approxmap.cli.options import (
     add_out_arg,
     add_quant_args,
     add_run_args,
-    name_list,
     quant_settings,
+    unit_list,
 )
 from approxmap.cli.session import (
     calibration_data,
@@ -31,7 +31,7 @@ def add_parser(sub) -> None:
                        "folder holding emulate.json the prediction is compared with emulation; "
                        "holding a profile (--scale abs) it is related to each layer's tolerance.")
     add_model_args(p)
-    p.add_argument("--units", type=name_list, required=True, metavar="U1,U2,...")
+    p.add_argument("--units", type=unit_list, required=True, metavar="U1,U2,...")
     p.add_argument("--layers", nargs="+", metavar="GLOB|TYPE")
     add_quant_args(p)
     add_run_args(p, trials=3)

@@ -17,7 +17,11 @@ Z95 = 1.959963984540054
 
 
 def mean_ci(values: Sequence[float], level: float = 0.95) -> tuple[float, float, float]:
-    """Mean and Student-t confidence interval of the mean (half-width 0 for one value)."""
+    """Mean and Student-t confidence interval of the mean (half-width 0 for one value).
+
+    Returns:
+        (mean, low, high) as Python floats; NaN for no values.
+    """
     n = len(values)
     if n == 0:
         return math.nan, math.nan, math.nan
@@ -25,7 +29,7 @@ def mean_ci(values: Sequence[float], level: float = 0.95) -> tuple[float, float,
     if n == 1:
         return mean, mean, mean
     var = math.fsum((v - mean) ** 2 for v in values) / (n - 1)
-    half = _stats.t.ppf(0.5 + level / 2, n - 1) * math.sqrt(var / n)
+    half = float(_stats.t.ppf(0.5 + level / 2, n - 1)) * math.sqrt(var / n)
     return mean, mean - half, mean + half
 
 

@@ -389,13 +389,21 @@ def list_units(pattern: str = "*") -> list[str]:
     The formula families at their standard parameters (see
     :mod:`approxmap.multipliers.formulas`) and every EvoApprox unit of every release
     (``evo:v10/...``, ``evo:master/...``, ``evo:v2022/...``); families in the order of
-    their ``listing_order`` (formulas, then EvoApprox), then of registration.
+    their ``listing_order`` (formulas, then EvoApprox), then of registration. A pattern
+    without a release (no ``/``) matches every release: ``evo:mul8u_2*`` lists
+    ``evo:v10/mul8u_2AC``, ``evo:master/...`` and ``evo:v2022/...`` alike.
     """
     names: list[str] = []
     families = [_FAMILIES.get(n) for n in _FAMILY_ORDER]
     for family in sorted(families, key=lambda f: f.listing_order):  # stable sort
         names.extend(family.standard_units())
-    return [n for n in names if fnmatch.fnmatchcase(n, pattern)]
+
+    def matches(name: str) -> bool:
+        if fnmatch.fnmatchcase(name, pattern):
+            return True
+        return "/" not in pattern and fnmatch.fnmatchcase(re.sub(r":[^/:]*/", ":", name), pattern)
+
+    return [n for n in names if matches(n)]
 
 
 def parse_int_params(family: str, params: str | None, count: int,
