@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 
 import approxmap as am
 from approxmap.analysis.emulate import Assignment
-from approxmap.analysis.plan import PlanSpec, knapsack, option_energy, plan_analysis
+from approxmap.analysis.plan import PlanSpec, knapsack, option_energy, plan_analysis, plan_options
 from approxmap.cli import main
 from approxmap.multipliers.energy import EnergyModel, load_energy_model
 from approxmap.multipliers.units import create_unit
@@ -101,3 +102,19 @@ def test_bad_plan_inputs_are_one_line(tmp_path, capsys):
         {"layer": "features.conv1_1", "unit": "drum:4"}]}))
     one_line_error(capsys, ["emulate", "--plan", str(other), *SMALL, *out], "features.conv1_1")
     assert not (tmp_path / "o" / "results.sqlite").exists()
+
+
+@pytest.mark.parametrize("name, coupled", [("mnist-cnn", ()), ("resnet20", ("layer1.0.conv2",))])
+def test_class_plans_prune_only_filters_that_can_be_removed_alone(name, coupled):
+    model = am.create_model(name)
+    data = am.create_dataset("mnist5k" if name == "mnist-cnn" else "fashion-mnist", images=40)
+    layers = [n for n, m in model.named_modules() if isinstance(m, torch.nn.Conv2d | torch.nn.Linear)]
+    spec = PlanSpec(units=("drum:4",), granularity="class", prune=True, thresholds=(0.6, 0.8))
+    options = plan_options(model, data, spec, layers, am.Run(trials=1))
+    pruned = {o.layer for opts in options.values() for o in opts if o.pruned}
+    classifier = layers[-1]
+    assert pruned and classifier not in pruned and not pruned & set(coupled)
+    linear = {n for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)}
+    assert not pruned & linear
+    # where filters cannot be removed, the prunable ones take the unit with the approximable
+    assert all(o.channels for o in options[classifier])

@@ -4,7 +4,9 @@ energy saved within an accuracy budget — searched on predictions, verified by 
 1. Every (layer, option) is predicted (`predict`): an option is a unit for the whole layer
    (granularity "layer"), or, with significance classes (granularity "class"), the unit for
    the approximable filters, the critical ones exact and, with `prune`, the prunable ones
-   removed. Its predicted loss is its accuracy drop against the same layer with exact int8
+   removed — in convolutions whose filters can be removed alone (a Torch-Pruning dependency
+   group of one layer; elsewhere, e.g. the classifier, prunable filters take the unit like
+   approximable ones). Its predicted loss is its accuracy drop against the same layer with exact int8
    products; its saving the multiplier energy it saves (`approxmap.multipliers.energy`).
 2. A multiple-choice knapsack (dynamic programming over the loss in steps of 0.01 pp,
    assuming the losses of layers add up) picks one option per layer with the largest
@@ -50,7 +52,7 @@ from approxmap.core.layers import layer_table
 from approxmap.core.scenario import Scenario
 from approxmap.core.sites import Site, select_layers
 from approxmap.multipliers.energy import EnergyModel
-from approxmap.pruning.units import read_points
+from approxmap.pruning.units import pruning_units, read_points
 
 STEP_PP = 0.01  # loss resolution of the knapsack
 FRONT_FACTORS = (0.125, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
@@ -59,6 +61,10 @@ FRONT_FACTORS = (0.125, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
 @dataclass(frozen=True)
 class PlanSpec(Quantized):
     """What to plan: candidate units, the budget, the granularity, the energy model.
+
+    With granularity "class" and `prune`, prunable filters are removed only in convolutions
+    that can lose filters alone (not coupled by residual adds, not grouped, not the
+    classifier); elsewhere they take the unit.
 
     Raises:
         UnknownNameError: an unknown unit or criterion.
@@ -173,13 +179,17 @@ def plan_options(model: nn.Module, data: EvalData, spec: PlanSpec, layers: Seque
     calib = data.subset(min(spec.calib_images, len(data))) if data.x is not None else data
     sig = compute_significance(model, calib, [spec.criterion], list(layers), run=run)
     classes = classify_by_thresholds(sig, spec.criterion, thresholds=spec.thresholds)
+    removable = set()
+    if spec.prune:  # filters removable alone: a dependency group of one convolution
+        removable = {u.name for u in pruning_units(model, data.sample(1)) if not u.coupled}
     options = {}
     for layer in layers:
         labels = classes[layer]
-        approx = tuple(i for i, c in enumerate(labels) if c == "approximable")
-        pruned = tuple(i for i, c in enumerate(labels) if c == "prunable") if spec.prune else ()
-        if not spec.prune:
-            approx = tuple(i for i, c in enumerate(labels) if c != "critical")
+        if layer in removable:
+            approx = tuple(i for i, c in enumerate(labels) if c == "approximable")
+            pruned = tuple(i for i, c in enumerate(labels) if c == "prunable")
+        else:
+            approx, pruned = tuple(i for i, c in enumerate(labels) if c != "critical"), ()
         layer_options = [Assignment(layer, u, approx, pruned) for u in spec.units if approx]
         if pruned:
             layer_options.append(Assignment(layer, "exact", None, pruned))
