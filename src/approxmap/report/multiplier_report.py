@@ -164,32 +164,39 @@ class PredictRenderer(Renderer):
 
 def plot_pareto(result) -> MplFigure:
     """Multiplier energy against accuracy: the predicted front, verified points, uniform
-    assignments and the chosen plan."""
-    fig = MplFigure(figsize=(6.4, 4.4), layout="constrained")
-    ax = fig.subplots()
+    assignments and the chosen plan; the right panel zooms on the budget."""
+    fig = MplFigure(figsize=(10, 4.4), layout="constrained")
     exact = result.exact_energy_pj
     front = sorted(result.front, key=lambda p: p["energy_pj"])
-    ax.plot([100 * p["energy_pj"] / exact for p in front],
-            [100 * (result.int8_accuracy - p["predicted_loss_pp"] / 100) for p in front],
-            "o--", color="tab:blue", label="predicted front")
     verified = [p for p in front if p.get("verified_accuracy") is not None]
-    ax.plot([100 * p["energy_pj"] / exact for p in verified],
-            [100 * p["verified_accuracy"] for p in verified], "s", color="tab:green",
-            label="front, verified")
-    ax.plot([100 * u["energy_pj"] / exact for u in result.uniform],
-            [100 * u["verified_accuracy"] for u in result.uniform], "^", color="tab:orange",
-            label="uniform (one unit everywhere)")
-    for u in result.uniform:
-        ax.annotate(u["unit"], (100 * u["energy_pj"] / exact, 100 * u["verified_accuracy"]),
-                    fontsize="x-small", xytext=(3, 3), textcoords="offset points")
-    ax.plot([100 * result.energy_pj / exact], [100 * result.verified_accuracy], "*",
-            markersize=14, color="tab:red", label="plan (verified)")
-    ax.axhline(100 * result.int8_accuracy - result.budget_pp, color="0.4", ls=":",
-               label=f"int8 − {result.budget_pp:g} pp")
-    ax.set(xlabel="multiplier energy (% of exact int8)", ylabel="accuracy (%)",
-           title=f"{result.model}: energy vs accuracy")
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize="x-small")
+    best = result.best_uniform
+    floor = 100 * result.int8_accuracy - result.budget_pp
+    for ax, zoom in zip(fig.subplots(1, 2), (False, True), strict=True):
+        ax.plot([100 * p["energy_pj"] / exact for p in front],
+                [100 * (result.int8_accuracy - p["predicted_loss_pp"] / 100) for p in front],
+                "o--", color="tab:blue", label="predicted front")
+        ax.plot([100 * p["energy_pj"] / exact for p in verified],
+                [100 * p["verified_accuracy"] for p in verified], "s", color="tab:green",
+                label="front, verified")
+        ax.plot([100 * u["energy_pj"] / exact for u in result.uniform],
+                [100 * u["verified_accuracy"] for u in result.uniform], "^", color="tab:orange",
+                label="uniform (one unit everywhere)")
+        if best is not None:
+            ax.annotate(f"best uniform: {best['unit']}",
+                        (100 * best["energy_pj"] / exact, 100 * best["verified_accuracy"]),
+                        fontsize="x-small", xytext=(4, -12), textcoords="offset points")
+        ax.plot([100 * result.energy_pj / exact], [100 * result.verified_accuracy], "*",
+                markersize=14, color="tab:red", label="plan (verified)")
+        ax.axhline(floor, color="0.4", ls=":", label=f"int8 − {result.budget_pp:g} pp")
+        ax.set(xlabel="multiplier energy (% of exact int8)", ylabel="accuracy (%)")
+        ax.grid(True, alpha=0.3)
+        if zoom:
+            margin = max(result.budget_pp, 0.5)
+            ax.set_ylim(floor - 3 * margin, 100 * result.int8_accuracy + margin)
+            ax.set_title("near the budget (points below are cut off)", fontsize="small")
+        else:
+            ax.set_title(f"{result.model}: energy vs accuracy", fontsize="small")
+            ax.legend(fontsize="x-small")
     return fig
 
 
