@@ -69,6 +69,9 @@ def test_a_plan_reported_as_meeting_the_budget_was_verified_to(mnist_model, mnis
     assert result.meets_budget or result.repairs  # a violated plan is repaired or said so
     for u in result.uniform:
         assert u["meets_budget"] == (100 * (result.int8_accuracy - u["verified_accuracy"]) <= 1e-9)
+        if u["meets_budget"]:  # the plan is the least-energy verified configuration
+            assert result.energy_pj <= u["energy_pj"] + 1e-6
+    assert all(u["measured_drop_pp"] <= 1e-9 for u in result.upgrades)
     back = type(result).from_dict(json.loads(json.dumps(result.to_dict())))
     assert back.to_dict() == result.to_dict()
 

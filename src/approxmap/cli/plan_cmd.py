@@ -79,7 +79,9 @@ def run(args) -> int:
           f"{100 * result.int8_accuracy:.2f}%, predicted {100 * result.predicted_accuracy:.2f}%, "
           f"verified {100 * result.verified_accuracy:.2f}% [{100 * result.verified_low:.2f}, "
           f"{100 * result.verified_high:.2f}]: {verdict} the {result.budget_pp:g} pp budget"
-          + (f" after {len(result.repairs)} repair(s)" if result.repairs else ""))
+          + (f" after {len(result.repairs)} repair(s)" if result.repairs else "")
+          + (f" and {len(result.upgrades)} verified upgrade(s)" if result.upgrades else "")
+          + ("" if result.chosen_from == "search" else f" (chosen: the {result.chosen_from})"))
     if best is not None:
         print(f"best uniform assignment within budget: {best['unit']} everywhere, saving "
               f"{best['saving_pct']:.1f}%")

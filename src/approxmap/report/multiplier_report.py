@@ -218,7 +218,9 @@ class PlanRenderer(Renderer):
                 f"{percent(result.verified_accuracy)} % [{percent(result.verified_low)}, "
                 f"{percent(result.verified_high)}]: the plan {verdict} the "
                 f"{result.budget_pp:g} pp budget ({result.granularity} granularity"
-                f"{', with pruning' if result.prune else ''}). Energy sources: "
+                f"{', with pruning' if result.prune else ''}). The plan is the least-energy "
+                f"emulated configuration within the budget: the {result.chosen_from}. "
+                "Energy sources: "
                 + ", ".join(f"{u}: {s}" for u, s in result.energy_sources.items()) + ".")
         html = f"<p>{escape(text)}</p>" + table(
             ["layer", "unit", "filters with the unit", "pruned", "MACs", "energy pJ",
@@ -228,6 +230,11 @@ class PlanRenderer(Renderer):
                 ["layer", "from", "to", "measured drop pp"],
                 [[r["layer"], r["from"], r["to"], f"{r['measured_drop_pp']:.2f}"]
                  for r in result.repairs])
+        if result.upgrades:
+            html += "<p>Upgrades kept after verification:</p>" + table(
+                ["layer", "from", "to", "measured drop pp"],
+                [[r["layer"], r["from"], r["to"], f"{r['measured_drop_pp']:.2f}"]
+                 for r in result.upgrades])
         uniform = [[u["unit"], f"{u['saving_pct']:.1f}", percent(u["verified_accuracy"]),
                     "yes" if u["meets_budget"] else "no"] for u in result.uniform]
         html += "<h3>Uniform assignments</h3>" + table(
