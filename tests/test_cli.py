@@ -1,5 +1,6 @@
 """The command line end to end, and one clear line + exit code 2 for every bad input."""
 
+import csv
 import hashlib
 import json
 import subprocess
@@ -52,6 +53,9 @@ def test_profile_end_to_end_writes_every_output(tmp_path, capsys):
     assert set(profile["grid"]["layers"]) == {"conv_layers.0", "conv_layers.3", "conv_layers.6"}
     rows = (out / "profile.csv").read_text().splitlines()
     assert len(rows) == 1 + 3 * 3
+    params = {layer["name"]: layer["params"] for layer in profile["layers"]}
+    for row in csv.DictReader(rows):  # the layer's parameter count, not the error's settings
+        assert int(row["params"]) == params[row["layer"]] > 0
     for name in ("curves", "ranking", "heatmap_conv_layers.0"):
         assert (out / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert "<svg" in (out / f"{name}.svg").read_text()
@@ -172,7 +176,7 @@ def test_bad_weights_files_are_refused(tmp_path, capsys, case):
     (["profile", "--sigma", "a,b"], "expected a list"),
     (["profile", "--trials", "0"], "expected a number of trials in [1, 100000]"),
     (["profile", "--bogus"], "unrecognized arguments: --bogus"),
-    (["list", "things"], "invalid choice"),
+    (["list", "things"], "unknown list"), (["list", "modles"], "Did you mean: models"),
     (["profile", "--data", "idk:foo"], "Unknown data scheme"),
     (["profile", "--model", "nosuchpkg.mod:build"], "Cannot import model module"),
 ])

@@ -96,7 +96,8 @@ SWEEP: dict[str, list[tuple[str, ...]]] = {
     ],
     "silent values": [
         ("significance", "--sigma", "1e308"), (*P[:-2], "--sigma", "0,1e308"),
-        (*P, "--mean", "1e308"), ("profile", "--data", "npz:"), ("profile", "--data", "idx:"),
+        (*P, "--mean", "1e308"), (*P[:-2], "--sweep", "std=0,2", "--sigma", "0,1"),
+        ("profile", "--data", "npz:"), ("profile", "--data", "idx:"),
         ("profile", "--data", "folder:"), ("profile", "--output-key", ""),
         ("profile", "--budget", "-1"), ("prune", "--ratio", "1.5"),
     ],

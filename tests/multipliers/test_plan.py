@@ -99,6 +99,10 @@ def test_bad_plan_inputs_are_one_line(tmp_path, capsys):
     negative.write_text("drum:4,-0.1\n")
     one_line_error(capsys, ["plan", "--units", "drum:4", "--energy", str(negative), *SMALL, *out],
                    ">= 0 pJ")
+    for empty in ("e.csv", "e.toml", "header-only.csv"):
+        (tmp_path / empty).write_text("unit,pJ\n" if empty.startswith("header") else "")
+        one_line_error(capsys, ["plan", "--units", "drum:4", "--energy", str(tmp_path / empty),
+                                *SMALL, *out], "no energy figure")
     one_line_error(capsys, ["plan", "--units", "drum:4", "--prune", *SMALL, *out], "class")
     other = tmp_path / "other.json"
     other.write_text(json.dumps({"format": "approxmap-plan/1", "layers": [

@@ -75,6 +75,14 @@ def test_missing_checkpoint_names_the_train_command(monkeypatch, tmp_path):
     assert create_model("vgg16-cifar", pretrained=False) is not None  # the bare architecture
 
 
+def test_layers_of_a_model_without_weights(monkeypatch, tmp_path, capsys):
+    from approxmap.cli import main
+
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path))  # vgg16-cifar ships no weights
+    assert main(["layers", "--model", "vgg16-cifar"]) == 0
+    assert "313,463,808 MACs per sample, 14,987,722 parameters" in capsys.readouterr().out
+
+
 def test_unwritable_cache_dir_is_one_clear_error(tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a directory")

@@ -68,7 +68,8 @@ class Criterion:
     description: str = ""
 
 
-_CRITERIA: Registry[Criterion] = Registry("significance criterion")
+_CRITERIA: Registry[Criterion] = Registry("significance criterion",
+                                                  plural="significance criteria")
 
 
 def register_criterion(name: str, *, higher_is_significant: bool = True, needs_data: bool = False,

@@ -17,6 +17,7 @@ from approxmap.cli.options import (
 )
 from approxmap.cli.session import (
     calibration_data,
+    calibration_note,
     command_line,
     load,
     make_run,
@@ -30,7 +31,7 @@ HELP = "emulate approximate 8-bit multipliers bit-exactly in int8 Conv2d/Linear 
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("emulate", help=HELP, description=HELP.capitalize() + ".")
+    p = sub.add_parser("emulate", help=HELP, description=HELP[0].upper() + HELP[1:] + ".")
     add_model_args(p)
     p.add_argument("--units", type=unit_list, default=None, metavar="U1,U2,...",
                    help="multiplier units (see `approxmap units list`), e.g. exact,drum:6,"
@@ -80,6 +81,7 @@ def run(args) -> int:
         result = emulate_analysis(loaded.model, loaded.data, spec, make_run(args, folder), calib)
         files = folder.save(result)
     print(summary_table(result))
+    print(calibration_note(calib), end="")
     print(f"\nReport: {files['report']}\nData:   {files['json']}, {folder.path / 'emulate.csv'}")
     return 0
 

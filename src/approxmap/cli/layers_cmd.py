@@ -20,7 +20,7 @@ MAX_INPUT_ELEMENTS = 2**26  # one sample of at most 64 M values (256 MiB in floa
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("layers", help=HELP, description=HELP.capitalize() + ".")
+    p = sub.add_parser("layers", help=HELP, description=HELP[0].upper() + HELP[1:] + ".")
     add_model_args(p)
     p.add_argument("--input-shape", metavar="C,H,W", type=_shape_arg,
                    help="one sample's shape, for a user model without --data (at most "
@@ -54,7 +54,7 @@ def _shape_arg(text: str) -> tuple[int, ...]:
 
 
 def run(args) -> int:
-    loaded = load(args, data=False)
+    loaded = load(args, data=False, pretrained=False)  # shapes and MACs need no weights
     model, info = loaded.model, loaded.info
     if args.input_shape is not None:
         sample = torch.zeros((1, *args.input_shape))

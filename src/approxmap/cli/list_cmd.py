@@ -2,18 +2,32 @@
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import inspect
+import re
 
 HELP = "list the registered models, datasets, error models, targets, engines or criteria"
 WHAT = ("models", "datasets", "errors", "targets", "engines", "criteria")
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("list", help=HELP, description=HELP.capitalize() + ".")
-    p.add_argument("what", choices=WHAT)
+    p = sub.add_parser("list", help=HELP, description=HELP[0].upper() + HELP[1:] + ".")
+    p.add_argument("what", type=_what, metavar="WHAT", help=", ".join(WHAT))
     p.add_argument("pattern", nargs="?", default="*", help="glob over names (default *)")
     p.set_defaults(run=run)
+
+
+def _what(value: str) -> str:
+    """One of WHAT; the singular is accepted (`list model`)."""
+    from approxmap.core.registry import close_matches_hint
+
+    singular = {"criterion": "criteria", **{w[:-1]: w for w in WHAT if w.endswith("s")}}
+    if value in WHAT or value in singular:
+        return singular.get(value, value)
+    hint = close_matches_hint(value, list(WHAT))
+    raise argparse.ArgumentTypeError(f"unknown list {value!r}.{hint} Choose from "
+                                     f"{', '.join(WHAT)}")
 
 
 def _names(what: str, pattern: str) -> list[str]:
@@ -64,8 +78,8 @@ def _datasets(pattern: str) -> None:
 def _first_line(obj) -> str:
     """The first sentence of the docstring's first paragraph, unwrapped."""
     paragraph = " ".join(inspect.cleandoc(obj.__doc__ or "").split("\n\n")[0].split())
-    end = paragraph.find(". ")
-    return paragraph if end < 0 else paragraph[:end + 1]
+    end = re.search(r"\.\s+(?=[A-Z])", paragraph)  # not at "e.g. 0"
+    return paragraph if end is None else paragraph[:end.start() + 1]
 
 
 def _errors(pattern: str) -> None:

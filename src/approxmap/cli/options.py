@@ -81,7 +81,10 @@ def engine_name(value: str) -> str:
     from approxmap.engine import list_engines
 
     if value not in list_engines():
-        raise argparse.ArgumentTypeError(f"unknown engine {value!r}; known: "
+        from approxmap.core.registry import close_matches_hint
+
+        hint = close_matches_hint(value, list_engines())
+        raise argparse.ArgumentTypeError(f"unknown engine {value!r}.{hint} Known: "
                                          f"{', '.join(list_engines())}")
     return value
 
@@ -133,10 +136,12 @@ def unit_list(value: str) -> list[str]:
     return units
 
 
-def add_model_args(parser: argparse.ArgumentParser, data: bool = True) -> None:
-    parser.add_argument("--model", default="mnist-cnn", type=text("--model"),
+def add_model_args(parser: argparse.ArgumentParser, data: bool = True,
+                   default_model: str | None = "mnist-cnn") -> None:
+    default = f"default: {default_model}" if default_model else "default: none"
+    parser.add_argument("--model", default=default_model, type=text("--model"),
                         help="zoo name (see `approxmap list models`), path/to/file.py:factory "
-                             "or package.module:factory (default: mnist-cnn)")
+                             f"or package.module:factory ({default})")
     parser.add_argument("--weights", metavar="FILE", type=text("--weights"),
                         help="state_dict for the model (.safetensors, or a torch file loaded "
                              "with weights_only=True)")
@@ -158,7 +163,8 @@ def add_run_args(parser: argparse.ArgumentParser, trials: int | None = 10) -> No
     if trials is not None:
         parser.add_argument("--trials", type=trials_int, default=trials,
                             help=f"seeded trials per point (default {trials}, at most {MAX_TRIALS})")
-    parser.add_argument("--batch-size", type=batch_int, default=250)
+    parser.add_argument("--batch-size", type=batch_int, default=250,
+                        help="images per forward pass (default 250; memory grows with it)")
     parser.add_argument("--seed", type=seed_int, default=0, help="campaign seed (default 0)")
     parser.add_argument("--engine", default="local", type=engine_name,
                         help="where trials run: local (default) or ray (pip install "
@@ -168,7 +174,8 @@ def add_run_args(parser: argparse.ArgumentParser, trials: int | None = 10) -> No
                              "ray://HOST:10001; default: a new local one, 1 worker per CPU)")
     parser.add_argument("--device", default="cpu", type=device_name,
                         help="cpu (default), cuda, cuda:N or auto")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--quiet", action="store_true",
+                        help="no progress bars (they show only on a terminal)")
 
 
 def add_calib_args(parser: argparse.ArgumentParser) -> None:

@@ -16,6 +16,7 @@ from approxmap.cli.options import (
 )
 from approxmap.cli.session import (
     calibration_data,
+    calibration_note,
     command_line,
     load,
     make_run,
@@ -29,7 +30,7 @@ HELP = "plan approximate multipliers per layer (or significance class) under an 
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("plan", help=HELP, description=HELP.capitalize() + ": searched on "
+    p = sub.add_parser("plan", help=HELP, description=HELP[0].upper() + HELP[1:] + ": searched on "
                        "predictions, verified by emulation; writes plan.json.")
     add_model_args(p)
     p.add_argument("--units", type=unit_list, required=True, metavar="U1,U2,...")
@@ -67,6 +68,9 @@ def run(args) -> int:
                   f"{spec.granularity} granularity; run folder {folder.path}")
         result = plan_analysis(loaded.model, loaded.data, spec, make_run(args, folder), calib)
         files = folder.save(result)
+    print(f"{result.model} on {result.dataset} ({result.selection}): float accuracy "
+          f"{100 * result.float_accuracy:.2f}%, int8 {100 * result.int8_accuracy:.2f}%; "
+          f"quantization calibrated on {result.calibration}\n")
     rows = [[r.layer, r.unit, "all" if r.channels is None else str(len(r.channels)),
              str(len(r.pruned)), f"{r.macs:,}", f"{r.energy_pj:,.0f}",
              f"{r.predicted_loss_pp:.2f}"] for r in result.layers]
@@ -85,6 +89,7 @@ def run(args) -> int:
     if best is not None:
         print(f"best uniform assignment within budget: {best['unit']} everywhere, saving "
               f"{best['saving_pct']:.1f}%")
+    print(calibration_note(calib), end="")
     print(f"\nPlan:   {files['json']} (replay: approxmap emulate --plan {files['json']})\n"
           f"Report: {files['report']}")
     return 0

@@ -15,6 +15,7 @@ from approxmap.cli.options import (
 )
 from approxmap.cli.session import (
     calibration_data,
+    calibration_note,
     command_line,
     load,
     make_run,
@@ -27,7 +28,7 @@ HELP = "predict the accuracy with approximate multipliers from their error stati
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("predict", help=HELP, description=HELP.capitalize() + ". In a run "
+    p = sub.add_parser("predict", help=HELP, description=HELP[0].upper() + HELP[1:] + ". In a run "
                        "folder holding emulate.json the prediction is compared with emulation; "
                        "holding a profile (--scale abs) it is related to each layer's tolerance.")
     add_model_args(p)
@@ -65,7 +66,9 @@ def run(args) -> int:
         print(f"\nprediction error over {v['pairs']} pairs with emulated drop <= "
               f"{v['max_emulated_drop_pp']:g} pp: median {v['median_pp']:.2f} pp, 90th percentile "
               f"{v['p90_pp']:.2f} pp, worst {v['worst_pp']:.2f} pp")
-    print(f"\nReport: {files['report']}\nData:   {files['json']}")
+    print(calibration_note(calib), end="")
+    print(f"\nReport: {files['report']}\nData:   {files['json']}, "
+          f"{files['json'].with_name('predict.csv')}")
     return 0
 
 

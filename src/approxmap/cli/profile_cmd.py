@@ -28,7 +28,7 @@ HELP = "inject errors into each layer alone and measure how accuracy falls as th
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("profile", help=HELP, description=HELP.capitalize() + ".")
+    p = sub.add_parser("profile", help=HELP, description=HELP[0].upper() + HELP[1:] + ".")
     add_model_args(p)
     p.add_argument("--layers", nargs="+", metavar="GLOB|TYPE",
                    help="layers by name, glob (conv_layers.*) or type (Conv2d); "
@@ -71,7 +71,7 @@ def add_parser(sub) -> None:
     p.add_argument("--margin", type=fraction("--margin"), default=0.01, metavar="E",
                    help="error margin of the SDC rate for --trials auto, e.g. 1%% or 0.01 "
                         "(default 1%%)")
-    p.add_argument("--confidence", type=fraction("--confidence"), default=0.99, metavar="C",
+    p.add_argument("--confidence", type=fraction("--confidence", "0.99 or 99%"), default=0.99, metavar="C",
                    help="confidence level for --trials auto, e.g. 99%% or 0.99 (default 99%%)")
     add_run_args(p, trials=None)
     add_out_arg(p, "profile")
@@ -83,7 +83,7 @@ def trials_or_auto(text: str) -> int | str:
     return "auto" if text.strip().lower() == "auto" else trials_int(text)
 
 
-def fraction(option: str):
+def fraction(option: str, example: str = "0.01 or 1%"):
     """A fraction in (0, 1), written 0.01 or 1%."""
 
     def parse(text: str) -> float:
@@ -94,7 +94,7 @@ def fraction(option: str):
             number = math.nan
         if not 0 < number < 1:
             raise argparse.ArgumentTypeError(
-                f"{option} takes a fraction in (0, 1) such as 0.01 or 1%; got {text!r}")
+                f"{option} takes a fraction in (0, 1) such as {example}; got {text!r}")
         return number
 
     return parse
@@ -148,7 +148,10 @@ def spec_from_args(args) -> ProfileSpec:
             raise InvalidParameterError(f"--sweep {args.sweep}: {exc}") from None
     stuck_like = "std" not in fields and "rate" in fields
     if args.sigma is not None:
-        if "std" not in fields or axis not in (None, "std"):
+        if args.sweep:
+            raise InvalidParameterError(
+                "--sigma is a shorthand of --sweep std=LIST: give one of them, not both.")
+        if "std" not in fields:
             raise InvalidParameterError(
                 f"--sigma sweeps the std; error model {args.error!r} has none (use --sweep).")
         axis, sweep = "std", args.sigma

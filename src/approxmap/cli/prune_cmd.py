@@ -28,7 +28,7 @@ HELP = "prune filters physically (Torch-Pruning) and measure the accuracy-effici
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("prune", help=HELP, description=HELP.capitalize() + ".")
+    p = sub.add_parser("prune", help=HELP, description=HELP[0].upper() + HELP[1:] + ".")
     add_model_args(p)
     how = p.add_mutually_exclusive_group(required=True)
     how.add_argument("--by-class", choices=("prunable",), help="remove the filters of this class")
@@ -42,7 +42,7 @@ def add_parser(sub) -> None:
     p.add_argument("--thresholds", type=number_list, help="with --by-class (default 0.2,0.5)")
     p.add_argument("--budget", type=real(0, 100), metavar="PP", help="with --by-class: accuracy-driven")
     p.add_argument("--finetune-epochs", type=int_in(0, 10_000, "a number of epochs"), default=0,
-                   metavar="N")
+                   metavar="N", help="fine-tuning epochs after pruning (default 0: none)")
     p.add_argument("--train-data", type=text("--train-data"),
                    help="fine-tuning data (default: DATA-train)")
     p.add_argument("--train-images", type=images_int, metavar="N",
@@ -51,7 +51,8 @@ def add_parser(sub) -> None:
                    help="fine-tuning learning rate (default 0.01)")
     p.add_argument("--threads", type=int_in(1, 4096, "a thread count"), default=1,
                    help="latency threads (default 1, at most the CPU count)")
-    p.add_argument("--latency-batch", type=int_in(1, MAX_LATENCY_BATCH, "a batch size"), default=1)
+    p.add_argument("--latency-batch", type=int_in(1, MAX_LATENCY_BATCH, "a batch size"), default=1,
+                   metavar="N", help="batch size of the latency measurement (default 1)")
     p.add_argument("--repeats", type=int_in(1, 100_000, "a number of runs"), default=30,
                    help="timed latency runs (default 30)")
     add_calib_args(p)

@@ -8,7 +8,7 @@ HELP = "rebuild report.html (and its figures) from the results in a run folder"
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("report", help=HELP, description=HELP.capitalize() + ".")
+    p = sub.add_parser("report", help=HELP, description=HELP[0].upper() + HELP[1:] + ".")
     p.add_argument("folder", metavar="DIR", type=text("DIR"), help="a run folder")
     p.set_defaults(run=run)
 

@@ -15,7 +15,7 @@ HELP = "run a campaign file (TOML): one analysis with its model, data and option
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("run", help=HELP, description=HELP.capitalize() + ". Its keys are the "
+    p = sub.add_parser("run", help=HELP, description=HELP[0].upper() + HELP[1:] + ". Its keys are the "
                        "analysis's long option names; a run folder's config.toml reproduces "
                        "that run. See docs/campaign-files.md.")
     p.add_argument("--dry-run", action="store_true",

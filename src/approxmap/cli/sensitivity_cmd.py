@@ -20,7 +20,7 @@ HELP = "prune a fraction of one layer's filters at a time and measure accuracy (
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("sensitivity", help=HELP, description=HELP.capitalize() + ".")
+    p = sub.add_parser("sensitivity", help=HELP, description=HELP[0].upper() + HELP[1:] + ".")
     add_model_args(p)
     p.add_argument("--layers", nargs="+", metavar="NAME", help="convolutions (default: every unit)")
     p.add_argument("--ratios", type=number_list, default=list(DEFAULT_RATIOS), metavar="LIST",
@@ -48,7 +48,8 @@ def run(args) -> int:
         result = sensitivity_analysis(loaded.model, loaded.data, spec, make_run(args, folder))
         files = folder.save(result)
     header, rows = sensitivity_table(result.to_dict())
-    print(f"{result.model} on {result.dataset}: clean accuracy {100 * result.clean_accuracy:.2f}%; "
+    print(f"{result.model} on {result.dataset} ({loaded.data.selection}): clean accuracy "
+          f"{100 * result.clean_accuracy:.2f}%; "
           f"accuracy (%) with the fraction of one layer's filters removed, by {result.criterion}\n")
     print(format_table(header, rows))
     for layer, why in result.left_out.items():

@@ -38,7 +38,7 @@ def output_key(text: str | None) -> int | str | None:
     return int(text) if re.fullmatch(r"-?\d+", text) else text
 
 
-def load(args, data: bool = True) -> Loaded:
+def load(args, data: bool = True, pretrained: bool = True) -> Loaded:
     """The model (its logits picked by --output-key), the data, and the output check.
 
     The engine and device are checked first (before a model or data is loaded), and the
@@ -56,13 +56,13 @@ def load(args, data: bool = True) -> Loaded:
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("default")
-        loaded = _load(args, data)
+        loaded = _load(args, data, pretrained)
     _Interrupted.held += [str(item.message) for item in caught]
     return loaded
 
 
-def _load(args, data: bool) -> Loaded:
-    model, info = load_model(args.model, args.weights)
+def _load(args, data: bool, pretrained: bool = True) -> Loaded:
+    model, info = load_model(args.model, args.weights, pretrained)
     key = output_key(getattr(args, "output_key", None))
     if key is not None:
         model = logits_of(model, key)
@@ -88,6 +88,14 @@ def calibration_data(args, data_name: str) -> EvalData | None:
     name = args.calib_data or (f"{data_name}-train" if f"{data_name}-train" in list_datasets()
                                else None)
     return None if name is None else create_dataset(name, args.calib_images)
+
+
+def calibration_note(calib: EvalData | None) -> str:
+    """A line for outputs whose quantization was calibrated on the evaluation images."""
+    if calib is not None:
+        return ""
+    return ("\nnote: quantization was calibrated on part of the evaluation images (this data has "
+            "no separate split; give --calib-data for one)")
 
 
 def slug(value: str) -> str:
@@ -137,7 +145,7 @@ def make_run(args, folder: RunFolder, **settings: Any) -> Run:
     if trials is not None:
         settings.setdefault("trials", trials)
     return folder.run(engine=engine, batch_size=args.batch_size, seed=args.seed,
-                      progress=not args.quiet, **settings)
+                      progress=not args.quiet and sys.stderr.isatty(), **settings)
 
 
 def command_line() -> str:
@@ -153,5 +161,5 @@ def say(args, message: str) -> None:
         print(message, file=sys.stderr, flush=True)
 
 
-__all__ = ["Loaded", "calibration_data", "command_line", "keep_config", "load", "make_run",
-           "open_folder", "output_key", "say", "slug"]
+__all__ = ["Loaded", "calibration_data", "calibration_note", "command_line", "keep_config",
+           "load", "make_run", "open_folder", "output_key", "say", "slug"]

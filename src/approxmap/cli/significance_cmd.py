@@ -22,7 +22,7 @@ HELP = "rank each layer's filters by significance criteria and classify them"
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("significance", help=HELP, description=HELP.capitalize() + ".")
+    p = sub.add_parser("significance", help=HELP, description=HELP[0].upper() + HELP[1:] + ".")
     add_model_args(p)
     p.add_argument("--layers", nargs="+", metavar="GLOB|TYPE",
                    help="layers by name, glob or type (default: every Conv2d that runs)")
@@ -62,6 +62,7 @@ def run(args) -> int:
                   f"run folder {folder.path}")
         result = significance_analysis(loaded.model, loaded.data, spec, make_run(args, folder))
         files = folder.save(result)
+    print(f"{result.model} on {result.dataset} ({loaded.data.selection})\n")
     print(summary_text(result))
     print(f"\nReport: {files['report']}\nData:   {folder.path / 'significance.csv'}, "
           f"{files['json']}, {folder.path / 'agreement.csv'}")

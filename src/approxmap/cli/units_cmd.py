@@ -9,7 +9,7 @@ HELP = "list approximate multipliers, or characterize their error (optionally pe
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("units", help=HELP, description=HELP.capitalize() + ".")
+    p = sub.add_parser("units", help=HELP, description=HELP[0].upper() + HELP[1:] + ".")
     verbs = p.add_subparsers(dest="verb", metavar="VERB", parser_class=type(p))
     verbs.required = True
     ls = verbs.add_parser("list", help="the units: family, signedness, power, MAE, MRED")
@@ -17,9 +17,9 @@ def add_parser(sub) -> None:
     ls.set_defaults(run=run_list)
     ch = verbs.add_parser("characterize", help="error metrics over all operand pairs and, with "
                                                "--model, weighted by each layer's operands")
-    ch.add_argument("units", nargs="+", metavar="UNIT")
-    add_model_args(ch)
-    ch.set_defaults(model=None)
+    ch.add_argument("units", nargs="+", metavar="UNIT",
+                    help="unit names (`approxmap units list`), e.g. drum:6 evo:mul8u_2AC")
+    add_model_args(ch, default_model=None)
     ch.add_argument("--layers", nargs="+", metavar="GLOB|TYPE")
     add_quant_args(ch)
     add_run_args(ch, trials=None)

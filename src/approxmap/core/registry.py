@@ -30,8 +30,10 @@ class Registry(Generic[T]):
     them statically and `import approxmap` stays light.
     """
 
-    def __init__(self, kind: str, providers: tuple[str, ...] = ()) -> None:
+    def __init__(self, kind: str, providers: tuple[str, ...] = (), plural: str | None = None
+                 ) -> None:
         self.kind = kind
+        self.plural = plural or f"{kind}s"
         self._entries: dict[str, T] = {}
         self._providers = list(providers)
 
@@ -58,7 +60,7 @@ class Registry(Generic[T]):
             hint = close_matches_hint(name, list(self._entries))
             known = ", ".join(sorted(self._entries))
             raise UnknownNameError(
-                f"Unknown {self.kind} {name!r}.{hint} Known {self.kind}s: {known}."
+                f"Unknown {self.kind} {name!r}.{hint} Known {self.plural}: {known}."
             ) from None
 
     def __contains__(self, name: object) -> bool:

@@ -101,7 +101,7 @@ def load_energy_model(path: str | Path) -> EnergyModel:
     optional); the rows `mul8`, `add32`, `memory` set the three base figures.
 
     Raises:
-        DataError: the file cannot be read or parsed.
+        DataError: the file cannot be read or parsed, or holds no figure.
         InvalidParameterError / UnknownNameError: unknown keys or units, negative energies.
     """
     path = Path(path)
@@ -122,6 +122,8 @@ def load_energy_model(path: str | Path) -> EnergyModel:
         units = data.get("units", {})
         if not isinstance(units, dict):
             raise InvalidParameterError(f"{path}: [units] must be a table of unit = pJ.")
+        if not data or (set(data) == {"units"} and not units):
+            raise DataError(f"{path}: no energy figure in it (an empty file changes nothing).")
         return EnergyModel(**{k: v for k, v in data.items() if k != "units"}, units=units)
     base = {"mul8": "mul8_pj", "add32": "add32_pj", "memory": "memory_pj_per_mac"}
     values: dict[str, Any] = {}
@@ -140,6 +142,8 @@ def load_energy_model(path: str | Path) -> EnergyModel:
             values[base[name]] = energy
         else:
             units[name] = energy
+    if not values and not units:
+        raise DataError(f"{path}: no energy figure in it (an empty file changes nothing).")
     return EnergyModel(**values, units=units)
 
 

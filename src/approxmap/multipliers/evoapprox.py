@@ -127,7 +127,7 @@ def resolve_name(spec: str) -> str:
                                  f"{name} is not in release {rel}; it exists as {where}.")
     candidates = [n.split("/", 1)[1] for n in names if n.startswith(rel + "/")]
     raise unknown_name_error("EvoApprox multiplier", name, candidates,
-                             f"(release {rel}; list them with list_units('evo:*')).")
+                             f"(release {rel}; list them with `approxmap units list 'evo:*'`).")
 
 
 def _table(sha: str) -> np.ndarray:

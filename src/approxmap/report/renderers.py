@@ -138,7 +138,7 @@ class ProfileRenderer(Renderer):
                      "macs": layer["macs"], "params": layer["params"],
                      "threshold": layer["threshold"], "threshold_low": low,
                      "threshold_high": high, "threshold_censored": layer["threshold_censored"]}
-            rows += [{**facts, **point} for point in layer["points"]]
+            rows += [{**point, **facts} for point in layer["points"]]  # the layer's params win
         write_csv(folder / "profile.csv", rows, PROFILE_CSV)
         figures = render_profile_figures(profile, folder, sdc=is_bit_fault(profile))
         return [paths[0].name for paths in figures.values()]

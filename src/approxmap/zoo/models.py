@@ -80,10 +80,12 @@ def create_model(name: str, pretrained: bool = True) -> nn.Module:
     return info.factory().eval()
 
 
-def load_model(spec: str, weights: str | Path | None = None) -> tuple[nn.Module, ModelInfo | None]:
+def load_model(spec: str, weights: str | Path | None = None, pretrained: bool = True
+               ) -> tuple[nn.Module, ModelInfo | None]:
     """Resolve a CLI model spec: a zoo name, `path/to/file.py:factory` or `pkg.module:factory`.
 
-    Returns the model in eval mode and its zoo entry (None for a user model).
+    Returns the model in eval mode and its zoo entry (None for a user model). With
+    `pretrained=False` a zoo model is the bare architecture (no checkpoint needed).
 
     Raises:
         InvalidParameterError: a malformed spec (`:`, `a.py:`, `pkg:1x`, `..:f`), a model
@@ -96,7 +98,7 @@ def load_model(spec: str, weights: str | Path | None = None) -> tuple[nn.Module,
     """
     if ":" not in spec:
         info = _MODELS.get(spec)
-        model = info.factory()
+        model = info.factory() if pretrained or weights is not None else info.architecture()
         if weights is not None:
             load_weights_into(model, weights)
         return model.eval(), info
