@@ -60,7 +60,7 @@ class UnitsRenderer(Renderer):
 def plot_drop_heatmap(layers: Sequence[str], units: Sequence[str], drop: np.ndarray,
                       title: str) -> MplFigure:
     """Accuracy drop (pp) per layer (rows) x unit (columns), annotated."""
-    fig = MplFigure(figsize=(1.6 + 0.9 * len(units), 1.2 + 0.35 * len(layers)),
+    fig = MplFigure(figsize=(max(6.0, 1.6 + 0.9 * len(units)), 1.2 + 0.35 * len(layers)),
                     layout="constrained")
     ax = fig.subplots()
     finite = drop[np.isfinite(drop)]
