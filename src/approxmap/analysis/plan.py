@@ -15,7 +15,8 @@ energy saved within an accuracy budget — searched on predictions, verified by 
 3. The plan is verified by emulation (every layer at once, bit-exact): it is reported as
    meeting the budget only if its measured accuracy does. When it does not, the layer whose
    option costs the most predicted loss per energy saved is backed off to its next safer
-   option, and the plan is verified again (repair). Points of the front are verified too,
+   option (less saving, no more predicted loss; else exact), and the plan is verified again
+   (repair). Points of the front are verified too,
    and so is every uniform assignment (one unit in every layer), for comparison.
 4. Upgrades: from the verified plan, the option that adds the most saving per predicted loss
    is emulated in its layer; it is kept if the plan still meets the budget (at most
@@ -92,7 +93,7 @@ class PlanSpec(Quantized):
     calib_images: int = 500
     energy: EnergyModel = field(default_factory=EnergyModel)
     verify_front: int = 4
-    max_repairs: int = 12
+    max_repairs: int = 64
     max_upgrades: int = 16
     extra: Mapping[str, Any] = field(default_factory=dict)
 
@@ -322,7 +323,9 @@ def plan_analysis(model: nn.Module, data: EvalData, spec: PlanSpec, run: Run | N
     repairs = []
     while not meets(summary) and plan and len(repairs) < spec.max_repairs:
         worst = max(plan, key=lambda o: loss[o] / max(saving(o), 1e-12))
-        safer = [c for c in choices[worst.layer] if c[0] < loss[worst] and c[1] > 0]
+        # strictly less saving (so repairs end), and no more predicted loss
+        safer = [c for c in choices[worst.layer]
+                 if 0 < c[1] < saving(worst) - 1e-9 and c[0] <= loss[worst]]
         replacement = max(safer, key=lambda c: c[1])[2] if safer else None
         repairs.append({"layer": worst.layer, "from": worst.unit,
                         "to": replacement.unit if replacement else "exact",
@@ -357,7 +360,8 @@ def plan_analysis(model: nn.Module, data: EvalData, spec: PlanSpec, run: Run | N
                                  filters[layer], spec.energy) for layer in layers)
 
     total_exact = sum(exact_energy.values())
-    verified = [("search", plan, summary)]  # every emulated configuration that may be chosen
+    # every emulated configuration that may be chosen; exact int8 meets any budget
+    verified = [("search", plan, summary), ("exact int8 network", [], int8)]
     front = []
     for factor in FRONT_FACTORS:
         _, point = knapsack(choices, budget * factor if budget else STEP_PP * factor * 10)
