@@ -87,7 +87,7 @@ RAY_REQUIREMENT = "ray==2.60.0"
 INSTALL_HINT = ("The ray engine needs Ray, which is not installed: "
                 f"pip install 'approxmap[ray]' ({RAY_REQUIREMENT}).")
 PICKLE = "pickle"
-IN_FLIGHT = 2            # groups queued per worker, so that it never waits for the driver
+IN_FLIGHT = 1            # groups per worker at a time: a worker never holds work another could take
 GROUPS_PER_WORKER = 4    # groups are cut smaller until each worker gets about this many
 START_TIMEOUT_S = 120.0  # no worker started in this time: the cluster has no room
 PROBE_SAMPLES = 8
