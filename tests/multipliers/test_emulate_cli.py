@@ -122,3 +122,20 @@ def test_predict_and_plan_end_to_end(tmp_path, capsys):
     replay = json.loads((tmp_path / "run" / "emulate.json").read_text())
     plan_row = next(r for r in replay["rows"] if r["layer"] == "plan")
     assert plan_row["accuracy"] == pytest.approx(plan["verified_accuracy"])
+
+
+def test_predict_beside_an_absolute_profile_shows_which_units_each_layer_takes(tmp_path, capsys):
+    out = ["--out", str(tmp_path / "run"), "--layers", "fc_layers.0"]
+    assert main(["profile", "--images", "60", "--trials", "1", "--scale", "abs",
+                 "--sigma", "0,0.5,5,50", "--quiet", *out]) == 0
+    capsys.readouterr()
+    assert main(["predict", "--units", "drum:6,evo:mul8u_13QR", "--trials", "1", *SMALL[:4],
+                 "--quiet", *out]) == 0
+    printed = capsys.readouterr().out
+    table = printed[printed.index("which units each layer can take"):]
+    row = next(line for line in table.splitlines() if line.startswith("fc_layers.0"))
+    saved = json.loads((tmp_path / "run" / "predict.json").read_text())["tolerance"]
+    fits = {t["unit"]: t["fits"] for t in saved}
+    assert row.split()[2:] == ["fits" if fits[u] else "no"
+                               for u in ("drum:6", "evo:v10/mul8u_13QR")]
+    assert all(t["fits"] == (t["unit_rms"] <= t["tolerated_std"]) for t in saved)

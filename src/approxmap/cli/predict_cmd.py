@@ -66,6 +66,17 @@ def run(args) -> int:
         print(f"\nprediction error over {v['pairs']} pairs with emulated drop <= "
               f"{v['max_emulated_drop_pp']:g} pp: median {v['median_pp']:.2f} pp, 90th percentile "
               f"{v['p90_pp']:.2f} pp, worst {v['worst_pp']:.2f} pp")
+    if result.tolerance:  # the profile's tolerated std against each unit's rms error
+        units = list(dict.fromkeys(t["unit"] for t in result.tolerance))
+        layers = list(dict.fromkeys(t["layer"] for t in result.tolerance))
+        cell = {(t["layer"], t["unit"]): t for t in result.tolerance}
+        tolerated = {t["layer"]: t["tolerated_std"] for t in result.tolerance}
+        table = [[layer, f"{tolerated[layer]:.4g}",
+                  *[("fits" if cell[(layer, u)]["fits"] else "no") if (layer, u) in cell else ""
+                    for u in units]] for layer in layers]
+        print("\nwhich units each layer can take (rms error of the unit <= the layer's "
+              "tolerated std from the profile, --scale abs):\n")
+        print(format_table(["layer", "tolerated std", *units], table))
     print(calibration_note(calib), end="")
     print(f"\nReport: {files['report']}\nData:   {files['json']}, "
           f"{files['json'].with_name('predict.csv')}")
