@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 from approxmap.analysis.emulate import ALL, Assignment, EmulateResult, EmulateSpec, emulate_analysis
@@ -80,13 +81,13 @@ def run(args) -> int:
                   f"{folder.path}")
         result = emulate_analysis(loaded.model, loaded.data, spec, make_run(args, folder), calib)
         files = folder.save(result)
-    print(summary_table(result))
+    print(summary_table(result, spec.plan))
     print(calibration_note(calib), end="")
     print(f"\nReport: {files['report']}\nData:   {files['json']}, {folder.path / 'emulate.csv'}")
     return 0
 
 
-def summary_table(result: EmulateResult) -> str:
+def summary_table(result: EmulateResult, plan_layers: Sequence[Assignment] = ()) -> str:
     units = list(dict.fromkeys(r.unit for r in result.rows if r.layer not in ("plan",)))
     layers = [*result.layers, ALL]
     cells = {(r.layer, r.unit): r for r in result.rows}
@@ -102,10 +103,15 @@ def summary_table(result: EmulateResult) -> str:
     head = (f"{result.model} on {result.dataset} ({result.selection}): float accuracy "
             f"{100 * result.float_accuracy:.2f}%, int8 (exact unit in every layer) "
             f"{100 * result.int8_accuracy:.2f}%; quantization calibrated on {result.calibration}\n"
-            f"accuracy (%) with the unit in the layer alone (last row: in every layer at once)")
+            f"accuracy (%) with the unit in the layer alone (last row: in every layer at once; "
+            f"for other units than exact with --all-layers)")
     text = head + "\n\n" + format_table(["layer", *units], rows)
     if plan is not None:
-        text += f"\n\nplan: accuracy {100 * plan.accuracy:.2f}% (drop {plan.drop_pp:.2f} pp)"
+        text += "\n\nplan:\n" + "\n".join(
+            f"  {a.layer}: {a.unit} on "
+            f"{'every filter' if a.channels is None else f'{len(a.channels)} filters'}"
+            + (f", {len(a.pruned)} pruned" if a.pruned else "") for a in plan_layers)
+        text += f"\nplan: accuracy {100 * plan.accuracy:.2f}% (drop {plan.drop_pp:.2f} pp)"
     return text
 
 

@@ -87,7 +87,9 @@ def run(args) -> int:
           + (f" and {len(result.upgrades)} verified upgrade(s)" if result.upgrades else "")
           + ("" if result.chosen_from == "search" else f" (chosen: the {result.chosen_from})"))
     if best is not None:
-        print(f"best uniform assignment within budget: {best['unit']} everywhere, saving "
+        where = ("everywhere" if result.granularity == "layer" else
+                 "on the approximable filters of every layer")
+        print(f"best uniform assignment within budget: {best['unit']} {where}, saving "
               f"{best['saving_pct']:.1f}%")
     print(calibration_note(calib), end="")
     print(f"\nPlan:   {files['json']} (replay: approxmap emulate --plan {files['json']})\n"
