@@ -84,6 +84,13 @@ class Quantized:
     def check_scheme(self) -> None:
         QuantScheme(self.activation, self.calibration, self.percentile)
 
+    def check_units_and_scheme(self) -> None:
+        """At least one unit, every unit known (kept by canonical name), a valid scheme."""
+        if not self.units:
+            raise InvalidParameterError("Give at least one multiplier unit.")
+        self.check_scheme()
+        object.__setattr__(self, "units", checked_units(self.units))
+
     def unit(self, name: str) -> Multiplier8:
         return Multiplier8(name, self.activation, self.calibration, self.percentile)
 
@@ -185,6 +192,22 @@ class EmulateResult(Result):
         return next((r.accuracy for r in self.rows if r.layer == layer and r.unit == unit), None)
 
 
+def multiplier_layers(model: nn.Module, patterns: Sequence[str] | None,
+                      executed: set[str]) -> list[str]:
+    """The chosen layers a multiplier can compute: float Conv2d/Linear that run in forward.
+
+    Raises:
+        UnknownNameError: a pattern matching no layer (`select_layers`).
+        InvalidParameterError: none of the chosen layers is a float Conv2d or Linear.
+    """
+    modules = dict(model.named_modules())
+    chosen = [n for n in select_layers(model, patterns, executed)
+              if type(modules[n]) in (nn.Conv2d, nn.Linear)]
+    if not chosen:
+        raise InvalidParameterError("None of the chosen layers is a float Conv2d or Linear.")
+    return chosen
+
+
 def calibration_split(data: EvalData, images: int, calib_data: EvalData | None) -> EvalData:
     """The data quantization ranges are taken from: `calib_data` if given, else a
     class-balanced subset of the evaluation data (said in the result)."""
@@ -205,11 +228,8 @@ def emulate_analysis(model: nn.Module, data: EvalData, spec: EmulateSpec, run: R
     run = (run or Run()).with_(trials=1)
     table = {row.name: row for row in layer_table(model, data.sample(1))}
     executed = {n for n, r in table.items() if r.executed}
-    chosen = [a.layer for a in spec.plan] if spec.plan else [
-        n for n in select_layers(model, spec.layers, executed)
-        if type(dict(model.named_modules())[n]) in (nn.Conv2d, nn.Linear)]
-    if not chosen:
-        raise InvalidParameterError("None of the chosen layers is a float Conv2d or Linear.")
+    chosen = [a.layer for a in spec.plan] if spec.plan else multiplier_layers(
+        model, spec.layers, executed)
     calib = calibration_split(data, spec.calib_images, calib_data)
 
     def everywhere(unit: str) -> Scenario:

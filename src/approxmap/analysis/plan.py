@@ -50,6 +50,7 @@ from approxmap.analysis.emulate import (
     Quantized,
     calibration_split,
     checked_units,
+    multiplier_layers,
 )
 from approxmap.analysis.results import Result, register_result
 from approxmap.analysis.significance import compute_significance
@@ -59,7 +60,7 @@ from approxmap.core.data import EvalData
 from approxmap.core.exceptions import InvalidParameterError
 from approxmap.core.layers import layer_table
 from approxmap.core.scenario import Scenario
-from approxmap.core.sites import Site, select_layers
+from approxmap.core.sites import Site
 from approxmap.multipliers.energy import EnergyModel
 from approxmap.pruning.units import pruning_units, read_points
 
@@ -258,11 +259,7 @@ def plan_analysis(model: nn.Module, data: EvalData, spec: PlanSpec, run: Run | N
     run = run or Run(trials=2)
     table = {row.name: row for row in layer_table(model, data.sample(1))}
     modules = dict(model.named_modules())
-    layers = [n for n in select_layers(model, spec.layers, {k for k, r in table.items()
-                                                             if r.executed})
-              if type(modules[n]) in (nn.Conv2d, nn.Linear)]
-    if not layers:
-        raise InvalidParameterError("None of the chosen layers is a float Conv2d or Linear.")
+    layers = multiplier_layers(model, spec.layers, {k for k, r in table.items() if r.executed})
     calib = calibration_split(data, spec.calib_images, calib_data)
     points = read_points(model) if spec.prune else {}
     options = plan_options(model, data, spec, layers, run)

@@ -16,7 +16,12 @@ from typing import Any
 import numpy as np
 from torch import nn
 
-from approxmap.analysis.emulate import EmulateResult, Quantized, calibration_split, checked_units
+from approxmap.analysis.emulate import (
+    EmulateResult,
+    Quantized,
+    calibration_split,
+    multiplier_layers,
+)
 from approxmap.analysis.profile import ProfileResult
 from approxmap.analysis.results import Result, register_result
 from approxmap.campaign.campaign import Campaign
@@ -25,7 +30,7 @@ from approxmap.core.data import EvalData
 from approxmap.core.exceptions import InvalidParameterError
 from approxmap.core.layers import layer_table
 from approxmap.core.scenario import Scenario
-from approxmap.core.sites import Site, select_layers
+from approxmap.core.sites import Site
 from approxmap.multipliers.target import MultiplierTarget
 from approxmap.multipliers.units import create_unit
 
@@ -48,10 +53,7 @@ class PredictSpec(Quantized):
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if not self.units:
-            raise InvalidParameterError("Give at least one multiplier unit.")
-        self.check_scheme()
-        object.__setattr__(self, "units", checked_units(self.units))
+        self.check_units_and_scheme()
 
     def scenario(self, layer: str, unit: str) -> Scenario:
         return Scenario.single(Site(layer, "multiplier-noise", self.channels.get(layer)),
@@ -120,11 +122,7 @@ def predict_analysis(model: nn.Module, data: EvalData, spec: PredictSpec, run: R
     started = time.perf_counter()
     table = {row.name: row for row in layer_table(model, data.sample(1))}
     modules = dict(model.named_modules())
-    layers = [n for n in select_layers(model, spec.layers, {k for k, r in table.items()
-                                                             if r.executed})
-              if type(modules[n]) in (nn.Conv2d, nn.Linear)]
-    if not layers:
-        raise InvalidParameterError("None of the chosen layers is a float Conv2d or Linear.")
+    layers = multiplier_layers(model, spec.layers, {k for k, r in table.items() if r.executed})
     calib = calibration_split(data, spec.calib_images, calib_data)
     cases = {(layer, unit): spec.scenario(layer, unit) for layer in layers for unit in spec.units}
     campaign = Campaign(model, data, cases.values(), run, name="predict", stats_data=calib,

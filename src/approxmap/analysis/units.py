@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from approxmap.analysis.emulate import Quantized, calibration_split, checked_units
+from approxmap.analysis.emulate import Quantized, calibration_split, multiplier_layers
 from approxmap.analysis.results import Result, register_result
 from approxmap.campaign.campaign import Campaign
 from approxmap.campaign.run import Run
@@ -27,7 +27,7 @@ from approxmap.core.data import EvalData
 from approxmap.core.exceptions import InvalidParameterError
 from approxmap.core.layers import cast_to_model, executed_modules
 from approxmap.core.scenario import Scenario
-from approxmap.core.sites import Site, select_layers
+from approxmap.core.sites import Site
 from approxmap.engine.base import eval_mode
 from approxmap.engine.calibrate import run_model
 from approxmap.multipliers.characterize import characterize
@@ -53,10 +53,7 @@ class UnitsSpec(Quantized):
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if not self.units:
-            raise InvalidParameterError("Give at least one multiplier unit.")
-        self.check_scheme()
-        object.__setattr__(self, "units", checked_units(self.units))
+        self.check_units_and_scheme()
 
 
 @register_result("units")
@@ -103,10 +100,7 @@ def characterize_units(spec: UnitsSpec, model: nn.Module | None = None,
         raise InvalidParameterError("Per-layer characterization needs data for the calibration.")
     run = run or Run()
     modules = dict(model.named_modules())
-    chosen = [n for n in select_layers(model, spec.layers, executed_modules(model, data.sample(1)))
-              if type(modules[n]) in (nn.Conv2d, nn.Linear)]
-    if not chosen:
-        raise InvalidParameterError("None of the chosen layers is a float Conv2d or Linear.")
+    chosen = multiplier_layers(model, spec.layers, executed_modules(model, data.sample(1)))
     calib = calibration_split(data, spec.calib_images, calib_data)
     perturbation = spec.unit("exact")
     sites = [Site(layer, "multiplier") for layer in chosen]
